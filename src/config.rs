@@ -1,0 +1,402 @@
+//! Command-line and environment configuration.
+//!
+//! Every setting is a flag with an environment variable behind it (clap's
+//! `env`), so the same binary is configured by flags on a laptop and by
+//! environment in a container. Values are parsed into their real types here,
+//! at start-up, so a bad setting stops the process with a message naming the
+//! setting and the expected form instead of failing later mid-stream.
+//! AWS itself (region, endpoint, credentials) is configured through the SDK's
+//! standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credentials
+//! chain), not here.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::alerts::rules::AlertRule;
+
+/// Vehicle-fleet telemetry monitoring and predictive maintenance on AWS.
+#[derive(Debug, Parser)]
+#[command(name = "fleetwatch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log output format.
+    #[arg(long, env = "FLEETWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker: long-poll the queue and process every object it names.
+    Worker(Box<WorkerSettings>),
+    /// Create the bucket, queue, dead-letter queue, table and topic (idempotent).
+    Bootstrap(BootstrapSettings),
+    /// Probe the worker's /healthz endpoint; exit 0 when healthy (for container health checks).
+    Healthcheck(HealthcheckSettings),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InferenceBackend {
+    /// In-process model (no network call).
+    Embedded,
+    /// A SageMaker real-time or serverless endpoint.
+    Sagemaker,
+    /// No prediction is made or stored.
+    None,
+}
+
+/// Settings of `fleetwatch worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    /// URL of the SQS queue that receives the bucket's notifications.
+    #[arg(long, env = "FLEETWATCH_QUEUE_URL", value_parser = parse_queue_url)]
+    pub queue_url: String,
+
+    /// DynamoDB table for readings (partition key `device_id` S, sort key `timestamp` S).
+    #[arg(long, env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
+    pub table: String,
+
+    /// SNS topic ARN for alerts. When unset, no alerts are published.
+    #[arg(long, env = "FLEETWATCH_ALERT_TOPIC_ARN", value_parser = parse_topic_arn)]
+    pub alert_topic_arn: Option<String>,
+
+    /// Comma-separated safety rules, each `field op number` with op one of > >= < <= == !=.
+    #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
+    pub alert_rules: AlertRules,
+
+    /// A POSITIVE prediction scoring at least this raises a maintenance
+    /// alert: `model` (the model's own decision threshold), `off`, or a
+    /// probability from 0 to 1.
+    #[arg(long, env = "FLEETWATCH_MAINTENANCE_ALERT_SCORE", default_value = "model", value_parser = parse_maintenance_alert_score)]
+    pub maintenance_alert_score: MaintenanceAlertScore,
+
+    /// Where predictions come from.
+    #[arg(long, env = "FLEETWATCH_INFERENCE", value_enum, default_value_t = InferenceBackend::Embedded)]
+    pub inference: InferenceBackend,
+
+    /// SageMaker endpoint name (required when FLEETWATCH_INFERENCE=sagemaker).
+    #[arg(long, env = "FLEETWATCH_SAGEMAKER_ENDPOINT")]
+    pub sagemaker_endpoint: Option<String>,
+
+    /// Messages (objects) processed at once. The default suits one vCPU: the
+    /// work is mostly waiting on S3 and DynamoDB, not computing.
+    #[arg(long, env = "FLEETWATCH_CONCURRENCY", default_value_t = 8, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "FLEETWATCH_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_socket_addr)]
+    pub metrics_addr: SocketAddr,
+
+    /// Time in-flight messages get to finish after SIGTERM before they are returned to the queue.
+    #[arg(long, env = "FLEETWATCH_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Visibility timeout requested for each received message; it is
+    /// extended at half this interval while the message is being processed.
+    #[arg(long, env = "FLEETWATCH_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_visibility_timeout)]
+    pub visibility_timeout: Duration,
+
+    /// Longest accepted line, in bytes; longer lines are rejected, never buffered.
+    #[arg(long, env = "FLEETWATCH_MAX_LINE_BYTES", default_value_t = 64 * 1024, value_parser = parse_max_line_bytes)]
+    pub max_line_bytes: usize,
+
+    /// DynamoDB BatchWriteItem calls in flight per object.
+    #[arg(long, env = "FLEETWATCH_DYNAMODB_WRITERS", default_value_t = 4, value_parser = parse_writers)]
+    pub dynamodb_writers: usize,
+
+    /// Use path-style S3 addressing. Defaults to on when an endpoint override
+    /// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3) is set, as emulators need it.
+    #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+}
+
+/// Settings of `fleetwatch bootstrap`.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapSettings {
+    /// Bucket the vehicles upload to.
+    #[arg(
+        long,
+        env = "FLEETWATCH_BUCKET",
+        default_value = "fleetwatch-telemetry"
+    )]
+    pub bucket: String,
+    /// Name of the notification queue (its dead-letter queue gets `-dlq` appended).
+    #[arg(
+        long,
+        env = "FLEETWATCH_QUEUE_NAME",
+        default_value = "fleetwatch-telemetry"
+    )]
+    pub queue_name: String,
+    /// DynamoDB table for readings.
+    #[arg(long, env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
+    pub table: String,
+    /// SNS topic for alerts.
+    #[arg(
+        long,
+        env = "FLEETWATCH_TOPIC_NAME",
+        default_value = "fleetwatch-alerts"
+    )]
+    pub topic_name: String,
+    /// Receives before a message is moved to the dead-letter queue.
+    #[arg(long, env = "FLEETWATCH_MAX_RECEIVE_COUNT", default_value_t = 5)]
+    pub max_receive_count: u32,
+    /// Use path-style S3 addressing (see `worker --help`).
+    #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+}
+
+/// Settings of `fleetwatch healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckSettings {
+    /// URL to probe.
+    #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// When a prediction raises a maintenance alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaintenanceAlertScore {
+    /// At the model's decision threshold.
+    ModelThreshold,
+    Off,
+    AtLeast(f64),
+}
+
+impl MaintenanceAlertScore {
+    /// The minimum score, given the model's threshold (`None`: no alerts).
+    pub fn resolve(self, model_threshold: Option<f64>) -> Option<f64> {
+        match self {
+            MaintenanceAlertScore::ModelThreshold => model_threshold,
+            MaintenanceAlertScore::Off => None,
+            MaintenanceAlertScore::AtLeast(score) => model_threshold.map(|_| score),
+        }
+    }
+}
+
+fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, String> {
+    match s.trim() {
+        "model" => Ok(MaintenanceAlertScore::ModelThreshold),
+        "off" => Ok(MaintenanceAlertScore::Off),
+        other => match other.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(MaintenanceAlertScore::AtLeast(v)),
+            _ => Err("FLEETWATCH_MAINTENANCE_ALERT_SCORE: expected `model`, `off` or a probability from 0 to 1".into()),
+        },
+    }
+}
+
+/// The parsed `FLEETWATCH_ALERT_RULES`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRules(pub Vec<AlertRule>);
+
+impl WorkerSettings {
+    /// Checks the settings that depend on each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.inference == InferenceBackend::Sagemaker
+            && self.sagemaker_endpoint.as_deref().is_none_or(str::is_empty)
+        {
+            return Err("FLEETWATCH_INFERENCE=sagemaker needs FLEETWATCH_SAGEMAKER_ENDPOINT (the endpoint's name)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether S3 should use path-style addressing: the explicit setting, or on
+/// when the S3 endpoint is overridden (LocalStack and moto need it).
+pub fn s3_path_style(explicit: Option<bool>) -> bool {
+    explicit.unwrap_or_else(|| {
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+    })
+}
+
+fn parse_queue_url(s: &str) -> Result<String, String> {
+    if (s.starts_with("https://") || s.starts_with("http://")) && s.len() > 8 {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_QUEUE_URL: expected a queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/fleetwatch-telemetry".into())
+    }
+}
+
+fn parse_table_name(s: &str) -> Result<String, String> {
+    let ok = (3..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_TABLE: expected a DynamoDB table name, 3-255 characters of A-Z a-z 0-9 _ . -".into())
+    }
+}
+
+fn parse_topic_arn(s: &str) -> Result<String, String> {
+    if s.starts_with("arn:") && s.split(':').count() == 6 && s.contains(":sns:") {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_ALERT_TOPIC_ARN: expected an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:fleetwatch-alerts".into())
+    }
+}
+
+fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
+    let mut rules = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let rule = AlertRule::from_str(part).map_err(|e| format!("FLEETWATCH_ALERT_RULES: {e}"))?;
+        rules.push(rule);
+    }
+    Ok(AlertRules(rules))
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    parse_bounded(s, 1, 256, "FLEETWATCH_CONCURRENCY")
+}
+
+fn parse_writers(s: &str) -> Result<usize, String> {
+    parse_bounded(s, 1, 64, "FLEETWATCH_DYNAMODB_WRITERS")
+}
+
+fn parse_max_line_bytes(s: &str) -> Result<usize, String> {
+    parse_bounded(s, 256, 16 * 1024 * 1024, "FLEETWATCH_MAX_LINE_BYTES")
+}
+
+fn parse_bounded(s: &str, min: usize, max: usize, name: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{name}: expected a whole number from {min} to {max}"
+        )),
+    }
+}
+
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        "FLEETWATCH_METRICS_ADDR: expected an address and port like 0.0.0.0:9090".to_owned()
+    })
+}
+
+fn parse_visibility_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("FLEETWATCH_VISIBILITY_TIMEOUT: {e}"))?;
+    if (Duration::from_secs(10)..=Duration::from_secs(12 * 3600)).contains(&d) {
+        Ok(d)
+    } else {
+        Err("FLEETWATCH_VISIBILITY_TIMEOUT: expected a duration from 10s to 12h".into())
+    }
+}
+
+/// Parses `500ms`, `25s`, `15m`, `2h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("expected a duration like 500ms, 25s, 15m or 2h, got {s:?}"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "expected a duration like 500ms, 25s, 15m or 2h, got {s:?}"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("25s"), Ok(Duration::from_secs(25)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let err = Cli::try_parse_from(["fleetwatch", "worker", "--queue-url", "nope"]).unwrap_err();
+        assert!(err.to_string().contains("FLEETWATCH_QUEUE_URL"), "{err}");
+        let err = Cli::try_parse_from([
+            "fleetwatch",
+            "worker",
+            "--queue-url",
+            "http://localhost/q",
+            "--alert-rules",
+            "engine_temp_c >> 100",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("FLEETWATCH_ALERT_RULES"), "{err}");
+        let err = Cli::try_parse_from([
+            "fleetwatch",
+            "worker",
+            "--queue-url",
+            "http://localhost/q",
+            "--concurrency",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("FLEETWATCH_CONCURRENCY"), "{err}");
+    }
+
+    #[test]
+    fn defaults() {
+        let cli =
+            Cli::try_parse_from(["fleetwatch", "worker", "--queue-url", "http://localhost/q"])
+                .unwrap();
+        let Command::Worker(w) = cli.command else {
+            panic!("expected worker")
+        };
+        assert_eq!(w.alert_rules.0.len(), 1);
+        assert_eq!(w.alert_rules.0[0].to_string(), "engine_temp_c > 100");
+        assert_eq!(w.inference, InferenceBackend::Embedded);
+        assert_eq!(w.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(w.metrics_addr.port(), 9090);
+        assert!(w.validate().is_ok());
+    }
+
+    #[test]
+    fn sagemaker_needs_an_endpoint() {
+        let cli = Cli::try_parse_from([
+            "fleetwatch",
+            "worker",
+            "--queue-url",
+            "http://localhost/q",
+            "--inference",
+            "sagemaker",
+        ])
+        .unwrap();
+        let Command::Worker(w) = cli.command else {
+            panic!("expected worker")
+        };
+        assert!(
+            w.validate()
+                .unwrap_err()
+                .contains("FLEETWATCH_SAGEMAKER_ENDPOINT")
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Maintenance predictions: a [`Predictor`] takes a batch of readings and
+//! returns, for each, whether the vehicle needs maintenance.
+//!
+//! Backends: `embedded` (a model evaluated in-process, no network call),
+//! `sagemaker` (an endpoint, batched) and `none`. A failed prediction is an
+//! error, never a made-up label: the caller leaves the message for
+//! redelivery.
+
+pub mod features;
+pub mod heuristic;
+pub mod sagemaker;
+
+use std::time::Instant;
+
+use crate::metrics;
+use crate::telemetry::Reading;
+
+/// The predicted class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// Maintenance required.
+    Positive,
+    Negative,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Positive => "POSITIVE",
+            Label::Negative => "NEGATIVE",
+        }
+    }
+
+    /// The label for a probability of POSITIVE against a decision threshold.
+    pub fn from_score(score: f64, threshold: f64) -> Label {
+        if score >= threshold {
+            Label::Positive
+        } else {
+            Label::Negative
+        }
+    }
+}
+
+/// One reading's prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub label: Label,
+    /// Probability of POSITIVE, in [0, 1].
+    pub score: f64,
+    /// Which model made it, so items written by different model versions
+    /// can be told apart.
+    pub model: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("SageMaker endpoint {endpoint} failed: {message}")]
+    Endpoint { endpoint: String, message: String },
+    #[error("SageMaker endpoint {endpoint} answered something unusable: {message}")]
+    BadResponse { endpoint: String, message: String },
+}
+
+/// The configured prediction backend.
+#[derive(Debug)]
+pub enum Predictor {
+    /// No predictions: items are stored without a `prediction` attribute.
+    Disabled,
+    Heuristic(heuristic::HeuristicModel),
+    SageMaker(sagemaker::SageMakerPredictor),
+}
+
+impl Predictor {
+    /// Predicts every reading of the batch, in order; `None` when predictions
+    /// are disabled.
+    pub async fn predict(
+        &self,
+        readings: &[Reading],
+    ) -> Result<Option<Vec<Prediction>>, InferenceError> {
+        if readings.is_empty() || matches!(self, Predictor::Disabled) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let result = match self {
+            Predictor::Disabled => return Ok(None),
+            Predictor::Heuristic(model) => Ok(model.predict(readings)),
+            Predictor::SageMaker(endpoint) => endpoint.predict(readings).await,
+        };
+        metrics::inference(started.elapsed(), result.is_ok());
+        result.map(Some)
+    }
+
+    /// The decision threshold of the backend, when it has one.
+    pub fn threshold(&self) -> Option<f64> {
+        match self {
+            Predictor::Disabled => None,
+            Predictor::Heuristic(m) => Some(m.threshold()),
+            Predictor::SageMaker(s) => Some(s.threshold()),
+        }
+    }
+
+    /// A name for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Predictor::Disabled => "none".into(),
+            Predictor::Heuristic(m) => format!("embedded ({})", m.id()),
+            Predictor::SageMaker(s) => format!("sagemaker ({})", s.endpoint()),
+        }
+    }
+}

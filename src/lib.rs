@@ -1,0 +1,25 @@
+//! fleetwatch: vehicle-fleet telemetry monitoring and predictive
+//! maintenance on AWS.
+//!
+//! Data flows one way through one module per stage:
+//! [`worker`] (the SQS loop) → [`notification`] (which objects a message
+//! names) → [`object_reader`] (S3 bytes to lines) → [`telemetry`] (lines to
+//! readings) → [`inference`] (readings to predictions) → [`storage`]
+//! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
+//! the stages; [`metrics`] and [`health`] are how the worker is observed;
+//! [`config`] is the command line.
+
+pub mod alerts;
+pub mod aws;
+pub mod backoff;
+pub mod bootstrap;
+pub mod config;
+pub mod health;
+pub mod inference;
+pub mod metrics;
+pub mod notification;
+pub mod object_reader;
+pub mod pipeline;
+pub mod storage;
+pub mod telemetry;
+pub mod worker;

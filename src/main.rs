@@ -1,0 +1,177 @@
+//! The `fleetwatch` binary: parses the command line and wires the library's
+//! pieces together. All behaviour lives in the library.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use fleetwatch::alerts::publisher::AlertPublisher;
+use fleetwatch::config::{self, Cli, Command, InferenceBackend, LogFormat, WorkerSettings};
+use fleetwatch::inference::{Predictor, heuristic::HeuristicModel, sagemaker::SageMakerPredictor};
+use fleetwatch::pipeline::Pipeline;
+use fleetwatch::storage::ReadingStore;
+use fleetwatch::worker::{LoopSettings, Worker};
+use fleetwatch::{aws, bootstrap, health};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Worker(settings) => run_worker(*settings).await,
+            Command::Bootstrap(settings) => run_bootstrap(settings).await,
+            Command::Healthcheck(settings) => health::probe(&settings.url, settings.timeout)
+                .await
+                .context("healthcheck failed"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr (stdout is kept for command output such as
+/// `bootstrap`'s exports). `RUST_LOG` filters; the default is `info`.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let metrics = health::install_metrics().context("installing the metrics recorder")?;
+    let listener = health::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("binding FLEETWATCH_METRICS_ADDR={}", settings.metrics_addr))?;
+
+    let sdk = aws::load().await;
+    let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+
+    let predictor = match settings.inference {
+        InferenceBackend::Embedded => Predictor::Heuristic(HeuristicModel::default()),
+        InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
+            clients.sagemaker.clone(),
+            settings.sagemaker_endpoint.clone().unwrap_or_default(),
+            0.5,
+        )),
+        InferenceBackend::None => Predictor::Disabled,
+    };
+    let publisher = match &settings.alert_topic_arn {
+        Some(arn) => Some(AlertPublisher::new(clients.sns.clone(), arn.clone())),
+        None => {
+            tracing::info!(
+                "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
+            );
+            None
+        }
+    };
+    let maintenance_min_score = settings
+        .maintenance_alert_score
+        .resolve(predictor.threshold());
+    tracing::info!(
+        inference = %predictor.describe(),
+        rules = %settings.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        maintenance_alert_score = ?maintenance_min_score,
+        table = %settings.table,
+        "configuration"
+    );
+    let pipeline = Arc::new(Pipeline {
+        s3: clients.s3.clone(),
+        store: ReadingStore::new(
+            clients.dynamodb.clone(),
+            settings.table.clone(),
+            settings.dynamodb_writers,
+        ),
+        predictor,
+        rules: settings.alert_rules.0.clone(),
+        publisher,
+        maintenance_min_score,
+        max_line_bytes: settings.max_line_bytes,
+    });
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let health_state = health::Health::default();
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(health::serve(
+        listener,
+        metrics,
+        health_state.clone(),
+        server_stop.clone(),
+    ));
+
+    let loop_settings = LoopSettings {
+        queue_url: settings.queue_url.clone(),
+        concurrency: settings.concurrency,
+        visibility_timeout: settings.visibility_timeout,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    Worker::new(clients.sqs.clone(), pipeline, loop_settings, health_state)
+        .run(shutdown)
+        .await;
+
+    server_stop.cancel();
+    let _ = server.await;
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM (what ECS and Docker send) or Ctrl-C.
+async fn cancel_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+    token.cancel();
+}
+
+async fn run_bootstrap(settings: config::BootstrapSettings) -> anyhow::Result<()> {
+    let sdk = aws::load().await;
+    let region = sdk
+        .region()
+        .map(ToString::to_string)
+        .context("no AWS region: set AWS_REGION (e.g. us-east-1)")?;
+    let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+    let resources = bootstrap::run(&clients, &region, &settings).await?;
+    print!("{}", resources.exports());
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! Reading S3 objects as a stream of lines.
+//!
+//! An object is never held in memory whole: the body is read through a
+//! buffer, gzip is decompressed on the fly, and each line is copied into one
+//! reusable buffer of at most `max_line_bytes`. A longer line is skipped to
+//! its end and reported, not buffered without bound.
+//!
+//! The line reader is generic over any `AsyncRead`, so it is tested without
+//! S3; [`open`] is the only piece that talks to S3.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use async_compression::tokio::bufread::GzipDecoder;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
+
+use crate::notification::ObjectRef;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Why an object could not be read (to its end).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The bucket or key does not exist (anymore): nothing to redo.
+    #[error("s3://{bucket}/{key} does not exist ({code})")]
+    Missing {
+        bucket: String,
+        key: String,
+        code: String,
+    },
+    /// S3 or the network failed; the same read may succeed later.
+    #[error("reading s3://{bucket}/{key} failed: {message}")]
+    Transient {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    /// The bytes themselves are broken (a truncated or corrupt gzip stream):
+    /// reading again gives the same result.
+    #[error("s3://{bucket}/{key} is corrupt: {message}")]
+    Corrupt {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// One line of an object, as the reader found it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A non-blank line, without its line ending (and without a leading BOM).
+    Text { number: u64, text: &'a str },
+    /// Longer than the limit; its bytes were skipped.
+    TooLong { number: u64, bytes: u64 },
+    /// Not valid UTF-8.
+    InvalidUtf8 { number: u64 },
+}
+
+/// What S3 said about an object, with its body.
+pub struct ObjectBody {
+    pub content_length: Option<i64>,
+    pub content_encoding: Option<String>,
+    pub body: Box<dyn AsyncRead + Send + Unpin>,
+}
+
+/// Starts a `GetObject` for `object` and returns its streaming body.
+pub async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<ObjectBody, ReadError> {
+    let mut request = s3.get_object().bucket(&object.bucket).key(&object.key);
+    // Read the exact version the notification announced when there is one,
+    // so a later overwrite cannot change what this message stands for.
+    if let Some(version) = object
+        .version_id
+        .as_deref()
+        .filter(|v| !v.is_empty() && *v != "null")
+    {
+        request = request.version_id(version);
+    }
+    match request.send().await {
+        Ok(output) => Ok(ObjectBody {
+            content_length: output.content_length(),
+            content_encoding: output.content_encoding().map(str::to_owned),
+            body: Box::new(output.body.into_async_read()),
+        }),
+        Err(err) => {
+            let code = err.code().unwrap_or_default().to_owned();
+            let missing = err.as_service_error().is_some_and(|e| e.is_no_such_key())
+                || matches!(
+                    code.as_str(),
+                    "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion"
+                )
+                || err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404);
+            if missing {
+                let code = if code.is_empty() {
+                    "404 Not Found".to_owned()
+                } else {
+                    code
+                };
+                Err(ReadError::Missing {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    code,
+                })
+            } else {
+                Err(ReadError::Transient {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    message: DisplayErrorContext(&err).to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Splits a byte stream into lines, decompressing gzip when the stream
+/// starts with the gzip magic bytes.
+pub struct LineReader {
+    reader: Box<dyn AsyncBufRead + Send + Unpin>,
+    source: SourceStats,
+    gzip: bool,
+    max_line_bytes: usize,
+    line_number: u64,
+    buf: Vec<u8>,
+    bucket: String,
+    key: String,
+}
+
+impl LineReader {
+    /// Wraps `body`. Whether it is gzip is decided by its first two bytes:
+    /// that is what is actually there, whatever `Content-Encoding` or the
+    /// key's suffix claim (both are only hints and are sometimes wrong).
+    pub async fn new(
+        body: Box<dyn AsyncRead + Send + Unpin>,
+        max_line_bytes: usize,
+        object: &ObjectRef,
+    ) -> Result<LineReader, ReadError> {
+        let source = SourceStats::default();
+        let mut raw = BufReader::with_capacity(
+            READ_BUFFER,
+            TrackedRead {
+                inner: body,
+                stats: source.clone(),
+            },
+        );
+        let gzip = match raw.fill_buf().await {
+            Ok(head) => head.starts_with(&GZIP_MAGIC),
+            Err(e) => {
+                return Err(ReadError::Transient {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        let reader: Box<dyn AsyncBufRead + Send + Unpin> = if gzip {
+            let mut decoder = GzipDecoder::new(raw);
+            // `cat a.gz b.gz` is a valid gzip file; read every member.
+            decoder.multiple_members(true);
+            Box::new(BufReader::with_capacity(READ_BUFFER, decoder))
+        } else {
+            Box::new(raw)
+        };
+        Ok(LineReader {
+            reader,
+            source,
+            gzip,
+            max_line_bytes,
+            line_number: 0,
+            buf: Vec::with_capacity(1024),
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+        })
+    }
+
+    /// Whether the object was gzip.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Bytes read from the source so far (compressed size for gzip).
+    pub fn source_bytes(&self) -> u64 {
+        self.source.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The next non-blank line, or `None` at the end of the object.
+    pub async fn next_line(&mut self) -> Result<Option<Line<'_>>, ReadError> {
+        // Find the line first and borrow the buffer only once found, so the
+        // returned `&str` does not hold `self` across loop iterations.
+        let (number, start) = loop {
+            let Some(outcome) = self.read_raw_line().await? else {
+                return Ok(None);
+            };
+            self.line_number += 1;
+            let number = self.line_number;
+            if let RawLine::TooLong(bytes) = outcome {
+                return Ok(Some(Line::TooLong { number, bytes }));
+            }
+            let start = if number == 1 && self.buf.starts_with(UTF8_BOM) {
+                UTF8_BOM.len()
+            } else {
+                0
+            };
+            if !self.buf[start..].iter().all(u8::is_ascii_whitespace) {
+                break (number, start);
+            }
+        };
+        Ok(Some(match std::str::from_utf8(&self.buf[start..]) {
+            Ok(text) => Line::Text { number, text },
+            Err(_) => Line::InvalidUtf8 { number },
+        }))
+    }
+
+    /// Reads up to the next `\n` into `self.buf` (without `\n` or `\r\n`).
+    async fn read_raw_line(&mut self) -> Result<Option<RawLine>, ReadError> {
+        self.buf.clear();
+        let mut seen_any = false;
+        let mut skipped: Option<u64> = None;
+        // One byte of slack for a `\r` that will be stripped.
+        let limit = self.max_line_bytes + 1;
+        loop {
+            let available = match self.reader.fill_buf().await {
+                Ok(a) => a,
+                Err(e) => return Err(self.classify(e)),
+            };
+            if available.is_empty() {
+                if !seen_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            seen_any = true;
+            let (chunk, consumed, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], i + 1, true),
+                None => (available, available.len(), false),
+            };
+            match skipped.as_mut() {
+                Some(total) => *total += chunk.len() as u64,
+                None if self.buf.len() + chunk.len() > limit => {
+                    skipped = Some((self.buf.len() + chunk.len()) as u64);
+                    self.buf.clear();
+                }
+                None => self.buf.extend_from_slice(chunk),
+            }
+            self.reader.consume(consumed);
+            if done {
+                break;
+            }
+        }
+        if let Some(bytes) = skipped {
+            return Ok(Some(RawLine::TooLong(bytes)));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        if self.buf.len() > self.max_line_bytes {
+            return Ok(Some(RawLine::TooLong(self.buf.len() as u64)));
+        }
+        Ok(Some(RawLine::Line))
+    }
+
+    /// An I/O error is the network's fault when the underlying body failed,
+    /// and the data's fault when only the decompressor did.
+    fn classify(&self, e: std::io::Error) -> ReadError {
+        if self.source.failed.load(Ordering::Relaxed) {
+            ReadError::Transient {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                message: e.to_string(),
+            }
+        } else {
+            ReadError::Corrupt {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+enum RawLine {
+    Line,
+    TooLong(u64),
+}
+
+/// Counts the bytes read from the source and remembers whether it failed.
+#[derive(Debug, Clone, Default)]
+struct SourceStats {
+    bytes: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+}
+
+struct TrackedRead {
+    inner: Box<dyn AsyncRead + Send + Unpin>,
+    stats: SourceStats,
+}
+
+impl AsyncRead for TrackedRead {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &result {
+            Poll::Ready(Ok(())) => {
+                let n = (buf.filled().len() - before) as u64;
+                self.stats.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+            Poll::Ready(Err(_)) => self.stats.failed.store(true, Ordering::Relaxed),
+            Poll::Pending => {}
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn object() -> ObjectRef {
+        ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: None,
+            version_id: None,
+        }
+    }
+
+    async fn lines(data: Vec<u8>, max: usize) -> Result<Vec<String>, ReadError> {
+        let mut reader =
+            LineReader::new(Box::new(std::io::Cursor::new(data)), max, &object()).await?;
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().await? {
+            out.push(match line {
+                Line::Text { number, text } => format!("{number}:{text}"),
+                Line::TooLong { number, bytes } => format!("{number}:too long ({bytes})"),
+                Line::InvalidUtf8 { number } => format!("{number}:invalid utf-8"),
+            });
+        }
+        Ok(out)
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn crlf_bom_and_blank_lines() {
+        let data = b"\xEF\xBB\xBFfirst\r\n\r\n   \nsecond\r\nthird".to_vec();
+        assert_eq!(
+            lines(data, 100).await.unwrap(),
+            ["1:first", "4:second", "5:third"]
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_object_has_no_lines() {
+        assert!(lines(Vec::new(), 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_skipped_not_buffered() {
+        let mut data = b"ok\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 200_000));
+        data.extend(b"\nafter\n");
+        assert_eq!(
+            lines(data, 100).await.unwrap(),
+            ["1:ok", "2:too long (200000)", "3:after"]
+        );
+        // Exactly at the limit, with CRLF, is fine.
+        let data = [vec![b'y'; 100], b"\r\n".to_vec()].concat();
+        assert_eq!(lines(data, 100).await.unwrap().len(), 1);
+        assert!(lines(vec![b'y'; 101], 100).await.unwrap()[0].contains("too long"));
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_reported_per_line() {
+        let data = b"good\n\xff\xfe bad\nalso good\n".to_vec();
+        assert_eq!(
+            lines(data, 100).await.unwrap(),
+            ["1:good", "2:invalid utf-8", "3:also good"]
+        );
+    }
+
+    #[tokio::test]
+    async fn gzip_is_detected_by_magic_bytes() {
+        let data = gzip(b"a\r\nb\n");
+        assert_eq!(lines(data, 100).await.unwrap(), ["1:a", "2:b"]);
+        // Concatenated members are one stream.
+        let data = [gzip(b"a\n"), gzip(b"b\n")].concat();
+        assert_eq!(lines(data, 100).await.unwrap(), ["1:a", "2:b"]);
+    }
+
+    #[tokio::test]
+    async fn truncated_gzip_is_corrupt_not_transient() {
+        let mut data = gzip(&b"some line\n".repeat(1000));
+        data.truncate(data.len() / 2);
+        match lines(data, 100).await {
+            Err(ReadError::Corrupt { .. }) => {}
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

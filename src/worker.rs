@@ -1,0 +1,400 @@
+//! The SQS loop: receive notifications, process each message in its own
+//! task under a concurrency limit, delete a message only once its work is
+//! durable, and shut down gracefully.
+//!
+//! Shutdown uses two tokens. `shutdown` (SIGTERM) stops receiving at once;
+//! the tasks already running get `shutdown_grace` to finish. When the grace
+//! runs out, `abort` is cancelled: each unfinished task drops its work and
+//! makes its message visible again (`ChangeMessageVisibility` 0) so another
+//! worker takes it immediately instead of after the visibility timeout.
+//! Dropping work half-way is safe because every write is idempotent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::health::Health;
+use crate::metrics;
+use crate::notification::{self, Notification};
+use crate::pipeline::{ObjectOutcome, Pipeline};
+
+/// SQS returns at most ten messages per receive.
+const MAX_RECEIVE: usize = 10;
+/// Long polling: the longest wait SQS allows.
+const WAIT_SECONDS: i32 = 20;
+/// SQS refuses to keep a message invisible longer than this after receipt.
+const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
+/// Redelivery delay after a failure: `RETRY_BASE * 2^(receives-1)`, capped.
+const RETRY_BASE: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Settings of the loop itself.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    pub queue_url: String,
+    pub concurrency: usize,
+    pub visibility_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// The long-running worker.
+pub struct Worker {
+    sqs: aws_sdk_sqs::Client,
+    pipeline: Arc<Pipeline>,
+    settings: LoopSettings,
+    health: Health,
+}
+
+/// What a message task needs; cheap to clone into each task.
+#[derive(Clone)]
+struct TaskContext {
+    sqs: aws_sdk_sqs::Client,
+    pipeline: Arc<Pipeline>,
+    queue_url: Arc<str>,
+    visibility_timeout: Duration,
+}
+
+impl Worker {
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        pipeline: Arc<Pipeline>,
+        settings: LoopSettings,
+        health: Health,
+    ) -> Self {
+        Worker {
+            sqs,
+            pipeline,
+            settings,
+            health,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled and in-flight work is finished or
+    /// returned to the queue.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let abort = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let ctx = TaskContext {
+            sqs: self.sqs.clone(),
+            pipeline: self.pipeline.clone(),
+            queue_url: self.settings.queue_url.as_str().into(),
+            visibility_timeout: self.settings.visibility_timeout,
+        };
+        self.health.set_running(true);
+        tracing::info!(queue_url = %self.settings.queue_url, concurrency = self.settings.concurrency, "worker started");
+
+        loop {
+            // Wait for a free slot before asking for work, so a message is
+            // never received that cannot start at once.
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break, // the semaphore is never closed
+                },
+            };
+            let free = (1 + permits.available_permits()).min(MAX_RECEIVE);
+            let received = tokio::select! {
+                // Dropping an in-flight receive is harmless: any message it
+                // took reappears after its visibility timeout.
+                _ = shutdown.cancelled() => break,
+                r = self.receive(free) => r,
+            };
+            let messages = match received {
+                Ok(messages) => {
+                    backoff.reset();
+                    self.health.set_receive_ok(true);
+                    messages
+                }
+                Err(message) => {
+                    metrics::receive_error();
+                    self.health.set_receive_ok(false);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %message, retry_in = ?delay, "receiving from SQS failed");
+                    drop(first);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            metrics::messages_received(messages.len());
+            let mut first = Some(first);
+            for message in messages {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    // Only this loop takes permits, so `free` of them are there.
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                tasks.spawn(handle_message(ctx.clone(), message, permit, abort.clone()));
+            }
+            while let Some(done) = tasks.try_join_next() {
+                log_task_end(done);
+            }
+        }
+
+        self.health.set_running(false);
+        tracing::info!(in_flight = tasks.len(), grace = ?self.settings.shutdown_grace, "shutting down: no more receives");
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(done);
+            }
+        };
+        if tokio::time::timeout(self.settings.shutdown_grace, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                unfinished = tasks.len(),
+                "grace period over: returning unfinished messages to the queue"
+            );
+            abort.cancel();
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(done);
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Message>, String> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.settings.queue_url)
+            .max_number_of_messages(max as i32)
+            .wait_time_seconds(WAIT_SECONDS)
+            .visibility_timeout(self.settings.visibility_timeout.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        Ok(output.messages.unwrap_or_default())
+    }
+}
+
+fn log_task_end(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        // A panic is a bug; the message stays invisible until its timeout
+        // and is then redelivered, so no work is lost.
+        tracing::error!(error = %e, "message task panicked");
+    }
+}
+
+/// Decrements the in-flight gauge however the task ends.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        metrics::in_flight(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::in_flight(-1.0);
+    }
+}
+
+/// Processes one message from receipt to deletion (or return).
+async fn handle_message(
+    ctx: TaskContext,
+    message: Message,
+    _permit: OwnedSemaphorePermit,
+    abort: CancellationToken,
+) {
+    let _in_flight = InFlight::start();
+    let received_at = Instant::now();
+    let message_id = message.message_id().unwrap_or_default().to_owned();
+    let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
+        tracing::error!(%message_id, "message without a receipt handle");
+        return;
+    };
+    let attribute = |name: MessageSystemAttributeName| {
+        message
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .map(String::as_str)
+    };
+    let receive_count: u32 = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    if let Some(sent_ms) =
+        attribute(MessageSystemAttributeName::SentTimestamp).and_then(|s| s.parse::<u64>().ok())
+    {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        metrics::queue_lag(Duration::from_millis(now_ms.saturating_sub(sent_ms)));
+    }
+
+    let objects = match notification::decode(message.body().unwrap_or_default()) {
+        Notification::Ignore { reason, detail } => {
+            metrics::message_ignored(reason.as_str());
+            tracing::info!(%message_id, reason = reason.as_str(), detail, "ignoring message");
+            delete(&ctx, &receipt, &message_id).await;
+            return;
+        }
+        Notification::Objects(objects) => objects,
+    };
+
+    let work = async {
+        // Every object is attempted even when an earlier one fails, so one
+        // bad object does not hold back the others' work; the message is
+        // kept while any object still needs redoing.
+        let mut first_error = None;
+        for object in &objects {
+            match ctx.pipeline.process_object(object).await {
+                Ok(outcome) => log_outcome(&message_id, object, &outcome),
+                Err(e) => {
+                    tracing::warn!(%message_id, bucket = %object.bucket, key = %object.key, error = %e, "object failed; it will be retried");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    };
+
+    tokio::select! {
+        result = work => match result {
+            Ok(()) => delete(&ctx, &receipt, &message_id).await,
+            Err(e) => {
+                metrics::message_failed(e.reason());
+                let delay = retry_delay(receive_count);
+                tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
+                    "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
+                set_visibility(&ctx, &receipt, delay).await;
+            }
+        },
+        _ = heartbeat(&ctx, &receipt, received_at, &message_id) => {}
+        _ = abort.cancelled() => {
+            set_visibility(&ctx, &receipt, Duration::ZERO).await;
+            metrics::message_returned();
+            tracing::info!(%message_id, "returned unfinished message to the queue");
+        }
+    }
+}
+
+fn log_outcome(message_id: &str, object: &notification::ObjectRef, outcome: &ObjectOutcome) {
+    match outcome {
+        ObjectOutcome::Processed(r) => tracing::info!(
+            message_id, bucket = %object.bucket, key = %object.key,
+            stored = r.stored, rejected = r.rejected, alerts = r.alerts, bytes = r.bytes, gzip = r.gzip,
+            "object processed"
+        ),
+        ObjectOutcome::Missing => {}
+        ObjectOutcome::Corrupt { report, reason } => tracing::warn!(
+            message_id, bucket = %object.bucket, key = %object.key,
+            stored = report.stored, rejected = report.rejected, reason,
+            "object is corrupt; the lines before the damage were processed"
+        ),
+    }
+}
+
+/// Keeps the message invisible while it is worked on: every half timeout
+/// the visibility is pushed a full timeout ahead, within SQS's 12-hour
+/// ceiling. Ends (as a never-ready future) when it can no longer extend.
+async fn heartbeat(ctx: &TaskContext, receipt: &str, received_at: Instant, message_id: &str) {
+    let timeout = ctx.visibility_timeout;
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + timeout / 2, timeout / 2);
+    loop {
+        ticker.tick().await;
+        let elapsed = received_at.elapsed();
+        let remaining = MAX_INVISIBLE.saturating_sub(elapsed + Duration::from_secs(1));
+        let extend = timeout.min(remaining);
+        if extend.is_zero() {
+            tracing::warn!(
+                message_id,
+                "message reached SQS's 12-hour visibility ceiling; it may be redelivered"
+            );
+            break;
+        }
+        let result = ctx
+            .sqs
+            .change_message_visibility()
+            .queue_url(&*ctx.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(extend.as_secs() as i32)
+            .send()
+            .await;
+        match result {
+            Ok(_) => metrics::visibility_extended(),
+            Err(e) => {
+                let gone = e.as_service_error().is_some_and(|s| {
+                    s.is_receipt_handle_is_invalid() || s.is_message_not_inflight()
+                });
+                tracing::warn!(message_id, error = %DisplayErrorContext(&e), "could not extend the message's visibility");
+                if gone {
+                    break;
+                }
+            }
+        }
+    }
+    // The work goes on (its writes are idempotent); only the heartbeat stops.
+    std::future::pending::<()>().await
+}
+
+/// The redelivery delay after the `receive_count`-th failed attempt.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(16);
+    RETRY_BASE.saturating_mul(1 << exponent).min(RETRY_MAX)
+}
+
+async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
+    let result = ctx
+        .sqs
+        .delete_message()
+        .queue_url(&*ctx.queue_url)
+        .receipt_handle(receipt)
+        .send()
+        .await;
+    match result {
+        Ok(_) => metrics::message_deleted(),
+        // The work is durable; the message will be redelivered and redone
+        // idempotently. Nothing is lost.
+        Err(e) => {
+            tracing::warn!(message_id, error = %DisplayErrorContext(&e), "could not delete a processed message")
+        }
+    }
+}
+
+async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
+    let seconds = delay.as_secs().min(MAX_INVISIBLE.as_secs()) as i32;
+    let result = ctx
+        .sqs
+        .change_message_visibility()
+        .queue_url(&*ctx.queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(seconds)
+        .send()
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %DisplayErrorContext(&e), "could not change a message's visibility; it reappears after its timeout");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_and_caps() {
+        assert_eq!(retry_delay(1), Duration::from_secs(10));
+        assert_eq!(retry_delay(2), Duration::from_secs(20));
+        assert_eq!(retry_delay(4), Duration::from_secs(80));
+        assert_eq!(retry_delay(100), RETRY_MAX);
+    }
+}
