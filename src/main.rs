@@ -131,6 +131,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         concurrency: settings.concurrency,
         visibility_timeout: settings.visibility_timeout,
         shutdown_grace: settings.shutdown_grace,
+        retry_base: fleetwatch::worker::RETRY_BASE,
     };
     Worker::new(clients.sqs.clone(), pipeline, loop_settings, health_state)
         .run(shutdown)

@@ -30,8 +30,8 @@ const MAX_RECEIVE: usize = 10;
 const WAIT_SECONDS: i32 = 20;
 /// SQS refuses to keep a message invisible longer than this after receipt.
 const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
-/// Redelivery delay after a failure: `RETRY_BASE * 2^(receives-1)`, capped.
-const RETRY_BASE: Duration = Duration::from_secs(10);
+/// Redelivery delay after a failure: `retry_base * 2^(receives-1)`, capped.
+pub const RETRY_BASE: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// Settings of the loop itself.
@@ -41,6 +41,8 @@ pub struct LoopSettings {
     pub concurrency: usize,
     pub visibility_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// First redelivery delay after a failure; doubles with each receive.
+    pub retry_base: Duration,
 }
 
 /// The long-running worker.
@@ -58,6 +60,7 @@ struct TaskContext {
     pipeline: Arc<Pipeline>,
     queue_url: Arc<str>,
     visibility_timeout: Duration,
+    retry_base: Duration,
 }
 
 impl Worker {
@@ -87,6 +90,7 @@ impl Worker {
             pipeline: self.pipeline.clone(),
             queue_url: self.settings.queue_url.as_str().into(),
             visibility_timeout: self.settings.visibility_timeout,
+            retry_base: self.settings.retry_base,
         };
         self.health.set_running(true);
         tracing::info!(queue_url = %self.settings.queue_url, concurrency = self.settings.concurrency, "worker started");
@@ -272,7 +276,7 @@ async fn handle_message(
             Ok(()) => delete(&ctx, &receipt, &message_id).await,
             Err(e) => {
                 metrics::message_failed(e.reason());
-                let delay = retry_delay(receive_count);
+                let delay = retry_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
                 set_visibility(&ctx, &receipt, delay).await;
@@ -348,9 +352,9 @@ async fn heartbeat(ctx: &TaskContext, receipt: &str, received_at: Instant, messa
 }
 
 /// The redelivery delay after the `receive_count`-th failed attempt.
-pub fn retry_delay(receive_count: u32) -> Duration {
+pub fn retry_delay(base: Duration, receive_count: u32) -> Duration {
     let exponent = receive_count.saturating_sub(1).min(16);
-    RETRY_BASE.saturating_mul(1 << exponent).min(RETRY_MAX)
+    base.saturating_mul(1 << exponent).min(RETRY_MAX)
 }
 
 async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
@@ -392,9 +396,9 @@ mod tests {
 
     #[test]
     fn retry_delay_grows_and_caps() {
-        assert_eq!(retry_delay(1), Duration::from_secs(10));
-        assert_eq!(retry_delay(2), Duration::from_secs(20));
-        assert_eq!(retry_delay(4), Duration::from_secs(80));
-        assert_eq!(retry_delay(100), RETRY_MAX);
+        assert_eq!(retry_delay(RETRY_BASE, 1), Duration::from_secs(10));
+        assert_eq!(retry_delay(RETRY_BASE, 2), Duration::from_secs(20));
+        assert_eq!(retry_delay(RETRY_BASE, 4), Duration::from_secs(80));
+        assert_eq!(retry_delay(RETRY_BASE, 100), RETRY_MAX);
     }
 }

@@ -1,0 +1,445 @@
+//! Test harness: a real AWS emulator (`moto_server`) on a free loopback
+//! port per test, AWS clients pointed at it, the worker's resources created
+//! by `fleetwatch bootstrap`'s own code, and helpers that wait on
+//! conditions with a deadline (never fixed sleeps).
+//!
+//! `moto_server` comes from python3's `moto[server]`; set `MOTO_SERVER` to
+//! use another executable.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use fleetwatch::aws::Clients;
+use fleetwatch::bootstrap::{self, Resources};
+use fleetwatch::config::BootstrapSettings;
+
+pub const REGION: &str = "us-east-1";
+
+/// A running `moto_server`, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} (pip install 'moto[server]'): {e}"));
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// SDK configuration for this emulator with dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    pub async fn clients(&self) -> Clients {
+        Clients::new(&self.sdk_config().await, true)
+    }
+
+    /// Environment for a child `fleetwatch` process pointed at this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn bootstrap_settings() -> BootstrapSettings {
+    BootstrapSettings {
+        bucket: "fleet-telemetry".into(),
+        queue_name: "fleet-telemetry".into(),
+        table: "fleet-readings".into(),
+        topic_name: "fleet-alerts".into(),
+        max_receive_count: 5,
+        s3_path_style: Some(true),
+    }
+}
+
+/// The worker's resources plus a queue subscribed to the alert topic, so a
+/// test can read every alert that was published.
+pub struct Stack {
+    pub clients: Clients,
+    /// A second bucket with no notification, for tests that send their own
+    /// notification bodies.
+    pub raw_bucket: String,
+    pub resources: Resources,
+    pub alert_inbox_url: String,
+}
+
+impl Stack {
+    pub async fn create(moto: &Moto) -> Stack {
+        let clients = moto.clients().await;
+        let resources = bootstrap::run(&clients, REGION, &bootstrap_settings())
+            .await
+            .expect("bootstrap");
+        let inbox = clients
+            .sqs
+            .create_queue()
+            .queue_name("alert-inbox")
+            .send()
+            .await
+            .unwrap();
+        let alert_inbox_url = inbox.queue_url.unwrap();
+        let inbox_arn = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&alert_inbox_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        clients
+            .sns
+            .subscribe()
+            .topic_arn(&resources.topic_arn)
+            .protocol("sqs")
+            .endpoint(inbox_arn)
+            .send()
+            .await
+            .unwrap();
+        let raw_bucket = "fleet-raw".to_owned();
+        clients
+            .s3
+            .create_bucket()
+            .bucket(&raw_bucket)
+            .send()
+            .await
+            .unwrap();
+        Stack {
+            clients,
+            raw_bucket,
+            resources,
+            alert_inbox_url,
+        }
+    }
+
+    /// Uploads to the notified bucket: S3 (the emulator) notifies the queue.
+    pub async fn put_object(&self, key: &str, body: impl Into<Vec<u8>>) {
+        self.put_object_in(&self.resources.bucket.clone(), key, body)
+            .await;
+    }
+
+    /// Uploads to any bucket.
+    pub async fn put_object_in(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Sends a raw message body to the worker's queue.
+    pub async fn send(&self, body: impl Into<String>) {
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(&self.resources.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Sends the S3 event notification S3 would send for `keys` of the raw bucket.
+    pub async fn notify_raw(&self, keys: &[&str]) {
+        self.send(s3_event(&self.raw_bucket, keys)).await;
+    }
+
+    /// Every item in the table, keyed by (device_id, timestamp).
+    pub async fn items(&self) -> HashMap<(String, String), HashMap<String, AttributeValue>> {
+        let mut out = HashMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(&self.resources.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            for item in page.items.unwrap_or_default() {
+                let key = (s(&item, "device_id"), s(&item, "timestamp"));
+                out.insert(key, item);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return out;
+            }
+        }
+    }
+
+    /// Visible plus in-flight messages of the worker's queue.
+    pub async fn queue_depth(&self) -> (u64, u64) {
+        queue_depth(&self.clients, &self.resources.queue_url).await
+    }
+
+    /// Reads the alerts that reached the inbox so far (the `sqs` JSON of
+    /// each), deleting them from the inbox.
+    pub async fn drain_alerts(&self) -> Vec<serde_json::Value> {
+        let mut alerts = Vec::new();
+        loop {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&self.alert_inbox_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return alerts;
+            }
+            for m in messages {
+                let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                let inner = envelope["Message"].as_str().unwrap_or_default();
+                let mut alert: serde_json::Value = serde_json::from_str(inner)
+                    .unwrap_or_else(|_| serde_json::json!({ "raw": inner }));
+                alert["_subject"] = envelope["Subject"].clone();
+                alert["_attributes"] = envelope["MessageAttributes"].clone();
+                alerts.push(alert);
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&self.alert_inbox_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+pub async fn queue_depth(clients: &Clients, queue_url: &str) -> (u64, u64) {
+    let attrs = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    let n = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        n(QueueAttributeName::ApproximateNumberOfMessages),
+        n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        other => panic!("{name} is not a string attribute: {other:?}"),
+    }
+}
+
+pub fn n(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.clone(),
+        other => panic!("{name} is not a number attribute: {other:?}"),
+    }
+}
+
+pub fn m<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &str,
+) -> &'a HashMap<String, AttributeValue> {
+    match item.get(name) {
+        Some(AttributeValue::M(v)) => v,
+        other => panic!("{name} is not a map attribute: {other:?}"),
+    }
+}
+
+/// An S3 `ObjectCreated:Put` notification body, keys URL-encoded as S3 does.
+pub fn s3_event(bucket: &str, keys: &[&str]) -> String {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": REGION,
+                "eventTime": "2025-10-19T22:47:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": { "bucket": { "name": bucket }, "object": { "key": url_encode(k), "size": 1 } }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+/// Form-style encoding as S3 applies to keys in notifications.
+pub fn url_encode(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Polls `check` until it returns `Some`, failing the test at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// POSTs JSON to the emulator's control API (`/moto-api/...`).
+pub async fn moto_api_post(endpoint: &str, path: &str, body: &serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = endpoint.trim_start_matches("http://");
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+}
+
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs a Prometheus recorder for this test process (once).
+pub fn install_metrics() {
+    METRICS.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a metrics recorder")
+    });
+}
+
+/// The current value of a counter or gauge with exactly these labels, read
+/// from the rendered exposition text (0 when absent). Counts are per test
+/// process: nextest runs each test in its own process.
+pub fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
+    let Some(handle) = METRICS.get() else {
+        return 0.0;
+    };
+    parse_metric(&handle.render(), name, labels)
+}
+
+/// Finds `name{labels} value` in Prometheus exposition text.
+pub fn parse_metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let mut have: Vec<&str> = if label_text.is_empty() {
+                vec![]
+            } else {
+                label_text.split(',').collect()
+            };
+            have.sort_unstable();
+            let mut want: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            (metric == name && have == want)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
