@@ -37,6 +37,9 @@ pub enum Command {
     Bootstrap(BootstrapSettings),
     /// Probe the worker's /healthz endpoint; exit 0 when healthy (for container health checks).
     Healthcheck(HealthcheckSettings),
+    /// Generate realistic fleet telemetry (and its ground truth) into a
+    /// directory or straight into S3.
+    Simulate(SimulateSettings),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,9 +87,19 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_INFERENCE", value_enum, default_value_t = InferenceBackend::Embedded)]
     pub inference: InferenceBackend,
 
+    /// XGBoost JSON model for the embedded backend, with its metadata beside
+    /// it as `<name>.meta.json`. Default: the model built into the binary.
+    #[arg(long, env = "FLEETWATCH_MODEL")]
+    pub model: Option<std::path::PathBuf>,
+
     /// SageMaker endpoint name (required when FLEETWATCH_INFERENCE=sagemaker).
     #[arg(long, env = "FLEETWATCH_SAGEMAKER_ENDPOINT")]
     pub sagemaker_endpoint: Option<String>,
+
+    /// Score at or above which a SageMaker prediction is POSITIVE. Default:
+    /// the threshold in the model's metadata (the endpoint serves the same model).
+    #[arg(long, env = "FLEETWATCH_SAGEMAKER_THRESHOLD", value_parser = parse_probability)]
+    pub sagemaker_threshold: Option<f64>,
 
     /// Messages (objects) processed at once. The default suits one vCPU: the
     /// work is mostly waiting on S3 and DynamoDB, not computing.
@@ -194,6 +207,68 @@ fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, Strin
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(MaintenanceAlertScore::AtLeast(v)),
             _ => Err("FLEETWATCH_MAINTENANCE_ALERT_SCORE: expected `model`, `off` or a probability from 0 to 1".into()),
         },
+    }
+}
+
+/// Settings of `fleetwatch simulate`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).multiple(true).args(["out", "upload"])))]
+pub struct SimulateSettings {
+    /// Vehicles in the fleet.
+    #[arg(long, default_value_t = 10)]
+    pub vehicles: u32,
+    /// Simulated hours.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Time between two readings of a running vehicle.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// One file per vehicle per window of this length (as vehicles upload).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = SimFileFormat::Jsonl)]
+    pub format: SimFileFormat,
+    /// Gzip every file.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Fraction of vehicles that develop a failure.
+    #[arg(long, default_value_t = 0.3, value_parser = parse_probability)]
+    pub failure_rate: f64,
+    /// Start of the simulated period (RFC 3339).
+    #[arg(long, default_value = "2025-10-19T00:00:00Z")]
+    pub start: String,
+    /// Write the files and ground_truth.json under this directory.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Upload the files to s3://bucket/prefix.
+    #[arg(long)]
+    pub upload: Option<String>,
+    /// Uploads in flight.
+    #[arg(long, default_value_t = 16)]
+    pub upload_concurrency: usize,
+    /// Use path-style S3 addressing (see `worker --help`).
+    #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimFileFormat {
+    /// The original fleet sentence format.
+    Text,
+    /// JSON Lines.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a probability from 0 to 1".into()),
     }
 }
 

@@ -7,7 +7,8 @@
 //! readings) → [`inference`] (readings to predictions) → [`storage`]
 //! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
 //! the stages; [`metrics`] and [`health`] are how the worker is observed;
-//! [`config`] is the command line.
+//! [`config`] is the command line; [`simulate`] generates realistic fleet
+//! data for demos, benchmarks and model training.
 
 pub mod alerts;
 pub mod aws;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod notification;
 pub mod object_reader;
 pub mod pipeline;
+pub mod simulate;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -11,8 +11,9 @@ use tracing_subscriber::EnvFilter;
 
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::config::{self, Cli, Command, InferenceBackend, LogFormat, WorkerSettings};
-use fleetwatch::inference::{Predictor, heuristic::HeuristicModel, sagemaker::SageMakerPredictor};
+use fleetwatch::inference::{Predictor, embedded::EmbeddedModel, sagemaker::SageMakerPredictor};
 use fleetwatch::pipeline::Pipeline;
+use fleetwatch::simulate::{self, SimConfig, SimFormat, upload::S3Target};
 use fleetwatch::storage::ReadingStore;
 use fleetwatch::worker::{LoopSettings, Worker};
 use fleetwatch::{aws, bootstrap, health};
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             Command::Healthcheck(settings) => health::probe(&settings.url, settings.timeout)
                 .await
                 .context("healthcheck failed"),
+            Command::Simulate(settings) => run_simulate(settings).await,
         }
     });
     match result {
@@ -73,15 +75,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     let sdk = aws::load().await;
     let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
 
-    let predictor = match settings.inference {
-        InferenceBackend::Embedded => Predictor::Heuristic(HeuristicModel::default()),
-        InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
-            clients.sagemaker.clone(),
-            settings.sagemaker_endpoint.clone().unwrap_or_default(),
-            0.5,
-        )),
-        InferenceBackend::None => Predictor::Disabled,
-    };
+    let predictor = build_predictor(&settings, &clients)?;
     let publisher = match &settings.alert_topic_arn {
         Some(arn) => Some(AlertPublisher::new(clients.sns.clone(), arn.clone())),
         None => {
@@ -142,6 +136,30 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The prediction backend. The model (built in, or FLEETWATCH_MODEL) is
+/// loaded and checked even for SageMaker, whose default threshold is the
+/// model's: a bad model stops the worker at start, not mid-stream.
+fn build_predictor(settings: &WorkerSettings, clients: &aws::Clients) -> anyhow::Result<Predictor> {
+    if settings.inference == InferenceBackend::None {
+        return Ok(Predictor::Disabled);
+    }
+    let model = match &settings.model {
+        Some(path) => EmbeddedModel::load(path).with_context(|| {
+            format!("FLEETWATCH_MODEL={}: the model was refused", path.display())
+        })?,
+        None => EmbeddedModel::builtin().context("the built-in model was refused")?,
+    };
+    Ok(match settings.inference {
+        InferenceBackend::Embedded => Predictor::Embedded(model),
+        InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
+            clients.sagemaker.clone(),
+            settings.sagemaker_endpoint.clone().unwrap_or_default(),
+            settings.sagemaker_threshold.unwrap_or(model.threshold()),
+        )),
+        InferenceBackend::None => Predictor::Disabled,
+    })
+}
+
 /// Cancels `token` on SIGTERM (what ECS and Docker send) or Ctrl-C.
 async fn cancel_on_signal(token: CancellationToken) {
     #[cfg(unix)]
@@ -174,5 +192,56 @@ async fn run_bootstrap(settings: config::BootstrapSettings) -> anyhow::Result<()
     let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
     let resources = bootstrap::run(&clients, &region, &settings).await?;
     print!("{}", resources.exports());
+    Ok(())
+}
+
+async fn run_simulate(settings: config::SimulateSettings) -> anyhow::Result<()> {
+    let start = fleetwatch::telemetry::parse_timestamp(&settings.start).map_err(|reason| {
+        anyhow::anyhow!("--start {:?}: {reason}; expected RFC 3339", settings.start)
+    })?;
+    let whole_seconds = |d: std::time::Duration, name: &str| {
+        u32::try_from(d.as_secs())
+            .ok()
+            .filter(|s| *s > 0)
+            .with_context(|| format!("--{name}: expected a whole number of seconds, at least 1s"))
+    };
+    let cfg = SimConfig {
+        vehicles: settings.vehicles,
+        hours: settings.hours,
+        interval_secs: whole_seconds(settings.interval, "interval")?,
+        seed: settings.seed,
+        format: match settings.format {
+            config::SimFileFormat::Text => SimFormat::Text,
+            config::SimFileFormat::Jsonl => SimFormat::JsonLines,
+            config::SimFileFormat::Csv => SimFormat::Csv,
+        },
+        gzip: settings.gzip,
+        window_secs: whole_seconds(settings.window, "window")?,
+        start_unix_secs: start.unix_millis().div_euclid(1000),
+        failure_rate: settings.failure_rate,
+    };
+    cfg.validate()?;
+    let started = std::time::Instant::now();
+    if let Some(dir) = &settings.out {
+        let summary = simulate::write_to_dir(&cfg, dir)?;
+        tracing::info!(
+            dir = %dir.display(), files = summary.files, readings = summary.readings, bytes = summary.bytes,
+            seconds = started.elapsed().as_secs_f64(), "wrote the fleet and ground_truth.json"
+        );
+    }
+    if let Some(target) = &settings.upload {
+        let target: S3Target = target
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--upload {target:?}: {e}"))?;
+        let sdk = aws::load().await;
+        let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+        let summary =
+            simulate::upload::upload(&clients.s3, &cfg, &target, settings.upload_concurrency)
+                .await?;
+        tracing::info!(
+            bucket = %target.bucket, prefix = %target.prefix, files = summary.files, readings = summary.readings,
+            bytes = summary.bytes, seconds = started.elapsed().as_secs_f64(), "uploaded the fleet"
+        );
+    }
     Ok(())
 }

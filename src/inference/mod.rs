@@ -6,9 +6,10 @@
 //! error, never a made-up label: the caller leaves the message for
 //! redelivery.
 
+pub mod embedded;
 pub mod features;
-pub mod heuristic;
 pub mod sagemaker;
+pub mod xgboost;
 
 use std::time::Instant;
 
@@ -54,6 +55,8 @@ pub struct Prediction {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
+    #[error("the embedded model failed: {0}")]
+    Embedded(#[from] xgboost::XgbError),
     #[error("SageMaker endpoint {endpoint} failed: {message}")]
     Endpoint { endpoint: String, message: String },
     #[error("SageMaker endpoint {endpoint} answered something unusable: {message}")]
@@ -65,7 +68,7 @@ pub enum InferenceError {
 pub enum Predictor {
     /// No predictions: items are stored without a `prediction` attribute.
     Disabled,
-    Heuristic(heuristic::HeuristicModel),
+    Embedded(embedded::EmbeddedModel),
     SageMaker(sagemaker::SageMakerPredictor),
 }
 
@@ -82,7 +85,7 @@ impl Predictor {
         let started = Instant::now();
         let result = match self {
             Predictor::Disabled => return Ok(None),
-            Predictor::Heuristic(model) => Ok(model.predict(readings)),
+            Predictor::Embedded(model) => model.predict(readings).map_err(InferenceError::from),
             Predictor::SageMaker(endpoint) => endpoint.predict(readings).await,
         };
         metrics::inference(started.elapsed(), result.is_ok());
@@ -93,7 +96,7 @@ impl Predictor {
     pub fn threshold(&self) -> Option<f64> {
         match self {
             Predictor::Disabled => None,
-            Predictor::Heuristic(m) => Some(m.threshold()),
+            Predictor::Embedded(m) => Some(m.threshold()),
             Predictor::SageMaker(s) => Some(s.threshold()),
         }
     }
@@ -102,7 +105,7 @@ impl Predictor {
     pub fn describe(&self) -> String {
         match self {
             Predictor::Disabled => "none".into(),
-            Predictor::Heuristic(m) => format!("embedded ({})", m.id()),
+            Predictor::Embedded(m) => format!("embedded ({}, {} trees)", m.id(), m.n_trees()),
             Predictor::SageMaker(s) => format!("sagemaker ({})", s.endpoint()),
         }
     }

@@ -124,6 +124,12 @@ impl Stack {
         let resources = bootstrap::run(&clients, REGION, &bootstrap_settings())
             .await
             .expect("bootstrap");
+        Stack::attach(clients, resources).await
+    }
+
+    /// A stack around resources created elsewhere (e.g. by the binary's
+    /// bootstrap): adds the alert inbox and the raw bucket.
+    pub async fn attach(clients: Clients, resources: Resources) -> Stack {
         let inbox = clients
             .sqs
             .create_queue()

@@ -1,0 +1,125 @@
+//! The `embedded` backend: the XGBoost model evaluated in-process.
+//!
+//! The committed model (`models/fleetwatch.json` and its metadata) is
+//! compiled into the binary, so a worker predicts with no file to mount and
+//! no network call; `FLEETWATCH_MODEL` points at another model file (its
+//! metadata beside it as `<name>.meta.json`). Either way the model is
+//! checked against its metadata and the worker's features at start-up.
+//! Scoring a chunk of 1000 readings takes about 1.5 ms, so it runs inline
+//! on the async runtime rather than on a blocking thread.
+
+use std::path::Path;
+
+use super::features::{FEATURE_NAMES, extract};
+use super::xgboost::{XgbError, XgbModel};
+use super::{Label, Prediction};
+use crate::telemetry::Reading;
+
+const BUILTIN_MODEL: &[u8] = include_bytes!("../../models/fleetwatch.json");
+const BUILTIN_META: &[u8] = include_bytes!("../../models/fleetwatch.meta.json");
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedModel {
+    model: XgbModel,
+    id: String,
+    threshold: f64,
+}
+
+impl EmbeddedModel {
+    /// The model compiled into the binary.
+    pub fn builtin() -> Result<EmbeddedModel, XgbError> {
+        Ok(EmbeddedModel::new(XgbModel::from_json(
+            BUILTIN_MODEL,
+            BUILTIN_META,
+            FEATURE_NAMES,
+        )?))
+    }
+
+    /// A model file and the `<name>.meta.json` beside it.
+    pub fn load(path: &Path) -> Result<EmbeddedModel, XgbError> {
+        let meta = XgbModel::meta_path_for(path);
+        Ok(EmbeddedModel::new(XgbModel::load(
+            path,
+            &meta,
+            FEATURE_NAMES,
+        )?))
+    }
+
+    fn new(model: XgbModel) -> EmbeddedModel {
+        let meta = model.meta();
+        EmbeddedModel {
+            id: meta.model_id.clone(),
+            threshold: meta.threshold,
+            model,
+        }
+    }
+
+    /// The model's id (from its metadata), stored with every prediction.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The decision threshold chosen at training time.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    pub fn n_trees(&self) -> usize {
+        self.model.n_trees()
+    }
+
+    pub fn predict(&self, readings: &[Reading]) -> Result<Vec<Prediction>, XgbError> {
+        let rows = extract(readings);
+        let mut scores = Vec::with_capacity(readings.len());
+        self.model
+            .predict_batch(&rows, FEATURE_NAMES.len(), &mut scores)?;
+        Ok(scores
+            .into_iter()
+            .map(|s| {
+                let score = f64::from(s);
+                Prediction {
+                    label: Label::from_score(score, self.threshold),
+                    score,
+                    model: self.id.clone(),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{Number, Timestamp, Value};
+
+    #[test]
+    fn the_builtin_model_loads_and_scores() {
+        let model = EmbeddedModel::builtin().unwrap();
+        assert_eq!(model.id(), "fleetwatch-xgb-v1");
+        assert!(model.threshold() > 0.0 && model.threshold() < 1.0);
+        let reading = |temp: &str| Reading {
+            device_id: "V".into(),
+            timestamp: Timestamp::from_unix_millis(0),
+            fields: vec![(
+                "engine_temp_c".into(),
+                Value::Number(Number::parse(temp).unwrap()),
+            )],
+        };
+        let p = model.predict(&[reading("90"), reading("124")]).unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(
+            p.iter()
+                .all(|p| (0.0..=1.0).contains(&p.score) && p.model == "fleetwatch-xgb-v1")
+        );
+        assert!(model.predict(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_model_file_that_does_not_exist_is_a_clear_error() {
+        let err = EmbeddedModel::load(Path::new("/nonexistent/model.json")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/model.meta.json"),
+            "{err}"
+        );
+    }
+}

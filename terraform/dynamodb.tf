@@ -1,0 +1,36 @@
+resource "aws_dynamodb_table" "readings" {
+  name                        = local.table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "device_id"
+  range_key                   = "timestamp"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "device_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "timestamp"
+    type = "S"
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.this.arn
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  dynamic "ttl" {
+    for_each = var.table_ttl_attribute != "" ? [var.table_ttl_attribute] : []
+    content {
+      attribute_name = ttl.value
+      enabled        = true
+    }
+  }
+
+  tags = local.tags
+}

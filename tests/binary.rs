@@ -1,0 +1,298 @@
+//! The real `fleetwatch` binary against a real emulator: bootstrap, the
+//! worker end to end with its metrics and health endpoints, and a SIGTERM
+//! in the middle of an object.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Moto, Stack, free_port, parse_metric, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleetwatch");
+const FLEET_DATA: &[u8] = include_bytes!("data/fleet_data.txt");
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A worker process, killed on drop if still running.
+struct WorkerProcess {
+    child: Child,
+    metrics_url: String,
+}
+
+impl WorkerProcess {
+    fn start(moto: &Moto, exports: &[(String, String)], extra: &[(&str, &str)]) -> WorkerProcess {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .arg("worker")
+            .envs(moto.env())
+            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("FLEETWATCH_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("FLEETWATCH_LOG_FORMAT", "json")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = command.spawn().expect("start the worker");
+        WorkerProcess {
+            child,
+            metrics_url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.metrics_url);
+        wait_for("/readyz", WAIT, || async {
+            fleetwatch::health::probe(&url, Duration::from_secs(2))
+                .await
+                .ok()
+        })
+        .await;
+    }
+
+    async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self.metrics_url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+        stream
+            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        assert!(
+            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+            "{text}"
+        );
+        text
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        wait_for("the worker to exit", timeout, || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `fleetwatch bootstrap` and returns its `export K=V` lines.
+fn bootstrap(moto: &Moto) -> Vec<(String, String)> {
+    let output = Command::new(BIN)
+        .arg("bootstrap")
+        .envs(moto.env())
+        .output()
+        .expect("run bootstrap");
+    assert!(
+        output.status.success(),
+        "bootstrap failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let exports: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for wanted in [
+        "FLEETWATCH_BUCKET",
+        "FLEETWATCH_QUEUE_URL",
+        "FLEETWATCH_TABLE",
+        "FLEETWATCH_ALERT_TOPIC_ARN",
+    ] {
+        assert!(
+            exports.iter().any(|(k, _)| k == wanted),
+            "{wanted} missing from:\n{stdout}"
+        );
+    }
+    // Idempotent: a second run succeeds and prints the same.
+    let again = Command::new(BIN)
+        .arg("bootstrap")
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+    exports
+}
+
+/// The stack as the binary's bootstrap created it (default names).
+async fn stack_for(moto: &Moto, exports: &[(String, String)]) -> Stack {
+    let get = |k: &str| {
+        exports
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let clients = moto.clients().await;
+    let resources = fleetwatch::bootstrap::Resources {
+        bucket: get("FLEETWATCH_BUCKET"),
+        queue_url: get("FLEETWATCH_QUEUE_URL"),
+        dead_letter_queue_url: String::new(),
+        table: get("FLEETWATCH_TABLE"),
+        topic_arn: get("FLEETWATCH_ALERT_TOPIC_ARN"),
+    };
+    Stack::attach(clients, resources).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_end_to_end() {
+    let moto = Moto::start();
+    let exports = bootstrap(&moto);
+    let stack = stack_for(&moto, &exports).await;
+    let mut worker = WorkerProcess::start(&moto, &exports, &[]);
+    worker.wait_ready().await;
+    let health = fleetwatch::health::probe(
+        &format!("{}/healthz", worker.metrics_url),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(health.is_ok(), "{health:?}");
+
+    stack
+        .put_object("incoming/fleet_data.txt", FLEET_DATA)
+        .await;
+    let items = wait_for("two items", WAIT, || async {
+        let items = stack.items().await;
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    assert!(items.contains_key(&("VHC002".to_owned(), "2025-10-19T22:47:00.000Z".to_owned())));
+    wait_for("the queue to drain", WAIT, || async {
+        (stack.queue_depth().await == (0, 0)).then_some(())
+    })
+    .await;
+
+    let text = wait_for("the metrics", WAIT, || async {
+        let text = worker.metrics().await;
+        let alerts = parse_metric(
+            &text,
+            "fleetwatch_alerts_published_total",
+            &[("kind", "safety")],
+        );
+        let received = parse_metric(&text, "fleetwatch_sqs_messages_received_total", &[]);
+        let deleted = parse_metric(&text, "fleetwatch_sqs_messages_deleted_total", &[]);
+        (alerts == 2.0 && deleted == received).then_some(text)
+    })
+    .await;
+    let value = |name: &str, labels: &[(&str, &str)]| parse_metric(&text, name, labels);
+    // Each bootstrap run (two) made S3 send a test event; plus one data message.
+    let test_events = value(
+        "fleetwatch_sqs_messages_ignored_total",
+        &[("reason", "test_event")],
+    );
+    assert!(test_events >= 1.0, "{text}");
+    assert_eq!(
+        value("fleetwatch_sqs_messages_received_total", &[]),
+        test_events + 1.0
+    );
+    assert_eq!(
+        value("fleetwatch_sqs_messages_deleted_total", &[]),
+        test_events + 1.0
+    );
+    assert_eq!(
+        value("fleetwatch_records_total", &[("outcome", "stored")]),
+        2.0
+    );
+    assert_eq!(
+        value("fleetwatch_objects_processed_total", &[("outcome", "ok")]),
+        1.0
+    );
+    assert!(
+        text.contains("fleetwatch_object_duration_seconds_bucket"),
+        "histograms are exported"
+    );
+    assert!(text.contains("fleetwatch_queue_lag_seconds_count"));
+
+    let alerts = stack.drain_alerts().await;
+    assert_eq!(
+        alerts.iter().filter(|a| a["kind"] == "safety").count(),
+        2,
+        "{alerts:#?}"
+    );
+
+    worker.terminate();
+    let status = worker.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "graceful exit: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
+    let moto = Moto::start();
+    let exports = bootstrap(&moto);
+    let stack = stack_for(&moto, &exports).await;
+    const READINGS: usize = 8_000;
+    let mut body = String::with_capacity(READINGS * 80);
+    for i in 0..READINGS {
+        body.push_str(&format!(
+            "{{\"device_id\":\"BIG{:02}\",\"timestamp\":{},\"engine_temp_c\":90}}\n",
+            i % 10,
+            1_760_000_000 + i
+        ));
+    }
+    let grace = [
+        ("FLEETWATCH_SHUTDOWN_GRACE", "500ms"),
+        ("FLEETWATCH_CONCURRENCY", "1"),
+    ];
+    let mut first = WorkerProcess::start(&moto, &exports, &grace);
+    first.wait_ready().await;
+    stack.put_object("incoming/big.jsonl", body).await;
+
+    // Stop the worker as soon as part of the object is stored.
+    wait_for("the first items", WAIT, || async {
+        let scan = stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&stack.resources.table)
+            .limit(1)
+            .send()
+            .await
+            .unwrap();
+        (scan.count() > 0).then_some(())
+    })
+    .await;
+    first.terminate();
+    let status = first.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "graceful exit: {status:?}");
+    let stored_at_stop = stack.items().await.len();
+    assert!(
+        stored_at_stop < READINGS,
+        "the object was still being processed at SIGTERM"
+    );
+
+    // Returned with visibility 0: visible again at once, not after the
+    // 60 s visibility timeout.
+    wait_for(
+        "the returned message to be visible",
+        Duration::from_secs(20),
+        || async { (stack.queue_depth().await.0 >= 1).then_some(()) },
+    )
+    .await;
+
+    let _second = WorkerProcess::start(&moto, &exports, &[]);
+    wait_for("every reading", Duration::from_secs(300), || async {
+        (stack.items().await.len() == READINGS).then_some(())
+    })
+    .await;
+    wait_for("the queue to drain", WAIT, || async {
+        (stack.queue_depth().await == (0, 0)).then_some(())
+    })
+    .await;
+}
