@@ -73,6 +73,11 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_ALERT_TOPIC_ARN", value_parser = parse_topic_arn)]
     pub alert_topic_arn: Option<String>,
 
+    /// At most one alert per device and rule per window of this length (event
+    /// time); also the de-duplication window of the alert ledger.
+    #[arg(long, env = "FLEETWATCH_ALERT_COOLDOWN", default_value = "15m", value_parser = parse_cooldown)]
+    pub alert_cooldown: Duration,
+
     /// Comma-separated safety rules, each `field op number` with op one of > >= < <= == !=.
     #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
     pub alert_rules: AlertRules,
@@ -359,6 +364,15 @@ fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| {
         "FLEETWATCH_METRICS_ADDR: expected an address and port like 0.0.0.0:9090".to_owned()
     })
+}
+
+fn parse_cooldown(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("FLEETWATCH_ALERT_COOLDOWN: {e}"))?;
+    if (Duration::from_secs(1)..=Duration::from_secs(7 * 24 * 3600)).contains(&d) {
+        Ok(d)
+    } else {
+        Err("FLEETWATCH_ALERT_COOLDOWN: expected a duration from 1s to 7 days (168h)".into())
+    }
 }
 
 fn parse_visibility_timeout(s: &str) -> Result<Duration, String> {

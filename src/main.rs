@@ -9,6 +9,8 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use fleetwatch::alerts::AlertSink;
+use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::config::{self, Cli, Command, InferenceBackend, LogFormat, WorkerSettings};
 use fleetwatch::inference::{Predictor, embedded::EmbeddedModel, sagemaker::SageMakerPredictor};
@@ -76,8 +78,18 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
 
     let predictor = build_predictor(&settings, &clients)?;
-    let publisher = match &settings.alert_topic_arn {
-        Some(arn) => Some(AlertPublisher::new(clients.sns.clone(), arn.clone())),
+    let alerts = match &settings.alert_topic_arn {
+        Some(arn) => Some(AlertSink {
+            publisher: AlertPublisher::new(clients.sns.clone(), arn.clone()),
+            // A claim outlives its worker by at most one visibility timeout:
+            // past that, the message has been handed to another worker.
+            ledger: AlertLedger::new(
+                clients.dynamodb.clone(),
+                settings.table.clone(),
+                settings.alert_cooldown,
+                settings.visibility_timeout,
+            ),
+        }),
         None => {
             tracing::info!(
                 "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
@@ -104,7 +116,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         ),
         predictor,
         rules: settings.alert_rules.0.clone(),
-        publisher,
+        alerts,
         maintenance_min_score,
         max_line_bytes: settings.max_line_bytes,
     });

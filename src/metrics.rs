@@ -22,6 +22,7 @@ pub const OBJECT_BYTES: &str = "fleetwatch_object_bytes_total";
 pub const RECORDS: &str = "fleetwatch_records_total";
 pub const RECORDS_REJECTED: &str = "fleetwatch_records_rejected_total";
 pub const ALERTS_PUBLISHED: &str = "fleetwatch_alerts_published_total";
+pub const ALERTS_SUPPRESSED: &str = "fleetwatch_alerts_suppressed_total";
 pub const DYNAMODB_UNPROCESSED_RETRIES: &str = "fleetwatch_dynamodb_unprocessed_retries_total";
 pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_total";
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
@@ -83,6 +84,11 @@ pub fn describe() {
         RECORDS_REJECTED,
         Unit::Count,
         "Lines that could not be turned into a reading, by reason"
+    );
+    describe_counter!(
+        ALERTS_SUPPRESSED,
+        Unit::Count,
+        "Alerts not published because the ledger shows them sent (a replay, or within the cooldown), by kind"
     );
     describe_counter!(
         ALERTS_PUBLISHED,
@@ -179,6 +185,10 @@ pub fn record_rejected(reason: &'static str) {
 
 pub fn alert_published(kind: &'static str) {
     counter!(ALERTS_PUBLISHED, "kind" => kind).increment(1);
+}
+
+pub fn alert_suppressed(kind: &'static str) {
+    counter!(ALERTS_SUPPRESSED, "kind" => kind).increment(1);
 }
 
 pub fn dynamodb_unprocessed_retry() {

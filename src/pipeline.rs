@@ -9,8 +9,9 @@
 
 use std::time::Instant;
 
+use crate::alerts::AlertSink;
 use crate::alerts::BreachLog;
-use crate::alerts::publisher::{AlertError, AlertPublisher};
+use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::inference::{InferenceError, Predictor};
 use crate::metrics;
@@ -94,7 +95,8 @@ pub struct Pipeline {
     pub store: ReadingStore,
     pub predictor: Predictor,
     pub rules: Vec<AlertRule>,
-    pub publisher: Option<AlertPublisher>,
+    /// Where alerts go; `None` when no topic is configured.
+    pub alerts: Option<AlertSink>,
     pub maintenance_min_score: Option<f64>,
     pub max_line_bytes: usize,
 }
@@ -188,10 +190,10 @@ impl Pipeline {
 
         let alerts = breaches.into_alerts();
         report.alerts = alerts.len() as u64;
-        if let Some(publisher) = &self.publisher
+        if let Some(sink) = &self.alerts
             && !alerts.is_empty()
         {
-            publisher.publish(&alerts).await?;
+            sink.deliver(alerts).await?;
         }
         match corrupt {
             None => Ok(ObjectOutcome::Processed(report)),

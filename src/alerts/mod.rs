@@ -6,6 +6,7 @@
 //! (count, first and last time, worst value) once the object's readings are
 //! stored; the [`publisher`] sends them through SNS.
 
+pub mod ledger;
 pub mod publisher;
 pub mod rules;
 
@@ -14,6 +15,47 @@ use std::collections::BTreeMap;
 use crate::inference::{Label, Prediction};
 use crate::telemetry::{Reading, Timestamp};
 use rules::AlertRule;
+
+/// Publishing alerts exactly once: the ledger's claim, SNS, the ledger's
+/// confirmation (see [`ledger`] for the protocol and its crash windows).
+#[derive(Debug, Clone)]
+pub struct AlertSink {
+    pub publisher: publisher::AlertPublisher,
+    pub ledger: ledger::AlertLedger,
+}
+
+impl AlertSink {
+    /// Publishes the alerts not published before. Returns how many were
+    /// published now; an error leaves the rest to a redelivery.
+    pub async fn deliver(&self, mut alerts: Vec<Alert>) -> Result<usize, publisher::AlertError> {
+        let mut claimed = Vec::with_capacity(alerts.len());
+        let mut busy = 0;
+        for mut alert in alerts.drain(..) {
+            self.ledger.assign_window(&mut alert);
+            match self.ledger.claim(&alert).await? {
+                ledger::Claim::Publish => claimed.push(alert),
+                ledger::Claim::AlreadySent => {
+                    crate::metrics::alert_suppressed(alert.kind.as_str());
+                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule, "alert already sent in this window");
+                }
+                ledger::Claim::Busy => busy += 1,
+            }
+        }
+        let outcome = self.publisher.publish(&claimed).await;
+        for &i in &outcome.accepted {
+            if let Some(alert) = claimed.get(i) {
+                self.ledger.confirm(alert).await?;
+            }
+        }
+        if let Some(e) = outcome.error {
+            return Err(e);
+        }
+        if busy > 0 {
+            return Err(publisher::AlertError::Busy { count: busy });
+        }
+        Ok(outcome.accepted.len())
+    }
+}
 
 /// What kind of condition raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,6 +105,9 @@ pub struct Alert {
     pub worst_at: Timestamp,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
+    /// Start of the cooldown window of the first breach: with device and
+    /// rule, the alert's identity in the [`ledger`].
+    pub window_start: Option<Timestamp>,
     pub bucket: String,
     pub key: String,
 }
@@ -177,6 +222,7 @@ impl<'a> BreachLog<'a> {
                         worst_value: value.to_owned(),
                         worst_at: at,
                         model,
+                        window_start: None,
                         bucket: self.bucket.clone(),
                         key: self.key.clone(),
                     },

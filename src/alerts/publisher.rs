@@ -35,6 +35,10 @@ pub enum AlertError {
     },
     #[error("could not build an SNS request: {0}")]
     Build(String),
+    #[error(transparent)]
+    Ledger(#[from] super::ledger::LedgerError),
+    #[error("{count} alert(s) are being published by another worker right now; retrying later")]
+    Busy { count: usize },
 }
 
 /// Sends alerts to one topic.
@@ -49,16 +53,29 @@ impl AlertPublisher {
         AlertPublisher { client, topic_arn }
     }
 
-    /// Publishes every alert; returns only when all were accepted, or with an
-    /// error (so the message is not deleted and the work is redone).
-    pub async fn publish(&self, alerts: &[Alert]) -> Result<(), AlertError> {
-        for chunk in alerts.chunks(MAX_BATCH) {
-            self.publish_batch(chunk).await?;
+    /// Publishes every alert. Returns the indices of the alerts SNS
+    /// accepted, and the error that stopped the rest, if any (the message is
+    /// then not deleted and the work is redone).
+    pub async fn publish(&self, alerts: &[Alert]) -> PublishOutcome {
+        let mut outcome = PublishOutcome::default();
+        for (n, chunk) in alerts.chunks(MAX_BATCH).enumerate() {
+            if let Err(e) = self
+                .publish_batch(n * MAX_BATCH, chunk, &mut outcome.accepted)
+                .await
+            {
+                outcome.error = Some(e);
+                break;
+            }
         }
-        Ok(())
+        outcome
     }
 
-    async fn publish_batch(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+    async fn publish_batch(
+        &self,
+        offset: usize,
+        alerts: &[Alert],
+        accepted: &mut Vec<usize>,
+    ) -> Result<(), AlertError> {
         let mut pending: Vec<(usize, &Alert)> = alerts.iter().enumerate().collect();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut attempt = 0;
@@ -80,11 +97,10 @@ impl AlertPublisher {
                     message: aws_sdk_sns::error::DisplayErrorContext(&e).to_string(),
                 })?;
             let failed = output.failed();
-            for (_, alert) in pending
-                .iter()
-                .filter(|(i, _)| !failed.iter().any(|f| f.id() == i.to_string()))
-            {
+            let is_failed = |i: usize| failed.iter().any(|f| f.id() == i.to_string());
+            for (i, alert) in pending.iter().filter(|(i, _)| !is_failed(*i)) {
                 metrics::alert_published(alert.kind.as_str());
+                accepted.push(offset + i);
             }
             if failed.is_empty() {
                 return Ok(());
@@ -103,10 +119,18 @@ impl AlertPublisher {
                 attempt,
                 "SNS refused some alerts; retrying them"
             );
-            pending.retain(|(i, _)| failed.iter().any(|f| f.id() == i.to_string()));
+            pending.retain(|(i, _)| is_failed(*i));
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
+}
+
+/// What [`AlertPublisher::publish`] achieved.
+#[derive(Debug, Default)]
+pub struct PublishOutcome {
+    /// Indices (into the published slice) of the alerts SNS accepted.
+    pub accepted: Vec<usize>,
+    pub error: Option<AlertError>,
 }
 
 fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, AlertError> {
@@ -206,6 +230,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": alert.worst_value,
         "worst_timestamp": alert.worst_at.to_string(),
         "model": alert.model,
+        "window_start": alert.window_start.map(|t| t.to_string()),
         "source": { "bucket": alert.bucket, "key": alert.key },
     })
 }
@@ -230,6 +255,7 @@ mod tests {
             worst_value: "124".into(),
             worst_at: Timestamp::from_unix_millis(1_760_914_020_000),
             model: None,
+            window_start: None,
             bucket: "b".into(),
             key: "fleet data.txt".into(),
         }

@@ -210,7 +210,8 @@ impl Stack {
         self.send(s3_event(&self.raw_bucket, keys)).await;
     }
 
-    /// Every item in the table, keyed by (device_id, timestamp).
+    /// Every reading item in the table, keyed by (device_id, timestamp);
+    /// the alert ledger's items (`alert#…`) are left out.
     pub async fn items(&self) -> HashMap<(String, String), HashMap<String, AttributeValue>> {
         let mut out = HashMap::new();
         let mut start = None;
@@ -226,7 +227,9 @@ impl Stack {
                 .unwrap();
             for item in page.items.unwrap_or_default() {
                 let key = (s(&item, "device_id"), s(&item, "timestamp"));
-                out.insert(key, item);
+                if !key.0.starts_with("alert#") {
+                    out.insert(key, item);
+                }
             }
             start = page.last_evaluated_key;
             if start.is_none() {
