@@ -14,7 +14,9 @@ use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::config::{self, Cli, Command, InferenceBackend, LogFormat, WorkerSettings};
 use fleetwatch::inference::{Predictor, embedded::EmbeddedModel, sagemaker::SageMakerPredictor};
+use fleetwatch::object_reader::Limits;
 use fleetwatch::pipeline::Pipeline;
+use fleetwatch::quarantine::Quarantine;
 use fleetwatch::simulate::{self, SimConfig, SimFormat, upload::S3Target};
 use fleetwatch::storage::ReadingStore;
 use fleetwatch::worker::{LoopSettings, Worker};
@@ -118,7 +120,17 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         rules: settings.alert_rules.0.clone(),
         alerts,
         maintenance_min_score,
-        max_line_bytes: settings.max_line_bytes,
+        limits: Limits {
+            max_line_bytes: settings.max_line_bytes,
+            max_object_bytes: settings.max_object_bytes,
+            max_gzip_ratio: settings.max_gzip_ratio,
+        },
+        max_records: settings.max_records,
+        max_future_skew: settings.max_future_skew,
+        quarantine: settings
+            .quarantine_prefix
+            .clone()
+            .map(|prefix| Quarantine::new(clients.s3.clone(), prefix)),
     });
 
     let shutdown = CancellationToken::new();

@@ -18,6 +18,7 @@ pub const SQS_MESSAGES_RETURNED: &str = "fleetwatch_sqs_messages_returned_total"
 pub const SQS_RECEIVE_ERRORS: &str = "fleetwatch_sqs_receive_errors_total";
 pub const SQS_VISIBILITY_EXTENSIONS: &str = "fleetwatch_sqs_visibility_extensions_total";
 pub const OBJECTS_PROCESSED: &str = "fleetwatch_objects_processed_total";
+pub const OBJECTS_REJECTED: &str = "fleetwatch_objects_rejected_total";
 pub const OBJECT_BYTES: &str = "fleetwatch_object_bytes_total";
 pub const RECORDS: &str = "fleetwatch_records_total";
 pub const RECORDS_REJECTED: &str = "fleetwatch_records_rejected_total";
@@ -69,6 +70,11 @@ pub fn describe() {
         OBJECTS_PROCESSED,
         Unit::Count,
         "S3 objects finished, by outcome (ok, missing, corrupt)"
+    );
+    describe_counter!(
+        OBJECTS_REJECTED,
+        Unit::Count,
+        "Objects refused for breaking a limit, by reason (object_too_large, gzip_ratio, too_many_records)"
     );
     describe_counter!(
         OBJECT_BYTES,
@@ -168,6 +174,10 @@ pub fn in_flight(delta: f64) {
 pub fn object_processed(outcome: &'static str, elapsed: Duration) {
     counter!(OBJECTS_PROCESSED, "outcome" => outcome).increment(1);
     histogram!(OBJECT_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn object_rejected(limit: &'static str) {
+    counter!(OBJECTS_REJECTED, "reason" => limit).increment(1);
 }
 
 pub fn object_bytes(n: u64) {

@@ -5,6 +5,11 @@
 //! reusable buffer of at most `max_line_bytes`. A longer line is skipped to
 //! its end and reported, not buffered without bound.
 //!
+//! Limits guard against hostile or broken objects: a maximum size (as
+//! stored and after decompression) and a maximum decompressed/compressed
+//! ratio, so a gzip bomb is refused after a few megabytes instead of being
+//! expanded. Memory stays bounded whatever the object.
+//!
 //! The line reader is generic over any `AsyncRead`, so it is tested without
 //! S3; [`open`] is the only piece that talks to S3.
 
@@ -22,6 +27,48 @@ use crate::notification::ObjectRef;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Limits on what one object may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line, in bytes (without its line ending).
+    pub max_line_bytes: usize,
+    /// Largest object, as stored and after decompression.
+    pub max_object_bytes: u64,
+    /// Largest decompressed/compressed ratio for gzip objects.
+    pub max_gzip_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: 64 * 1024,
+            max_object_bytes: 1 << 30,
+            max_gzip_ratio: 100,
+        }
+    }
+}
+
+/// Decompressed bytes allowed before the ratio is judged: small gzip files
+/// of very repetitive text legitimately compress far beyond any ratio.
+const RATIO_GRACE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Which limit an object broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitBroken {
+    ObjectTooLarge,
+    GzipRatio,
+}
+
+impl LimitBroken {
+    /// The `reason` label of `fleetwatch_objects_rejected_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitBroken::ObjectTooLarge => "object_too_large",
+            LimitBroken::GzipRatio => "gzip_ratio",
+        }
+    }
+}
 
 /// Why an object could not be read (to its end).
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +93,14 @@ pub enum ReadError {
     Corrupt {
         bucket: String,
         key: String,
+        message: String,
+    },
+    /// The object breaks a limit; reading stopped there.
+    #[error("s3://{bucket}/{key} was refused: {message}")]
+    Limit {
+        bucket: String,
+        key: String,
+        limit: LimitBroken,
         message: String,
     },
 }
@@ -124,7 +179,9 @@ pub struct LineReader {
     reader: Box<dyn AsyncBufRead + Send + Unpin>,
     source: SourceStats,
     gzip: bool,
-    max_line_bytes: usize,
+    limits: Limits,
+    /// Bytes consumed after decompression.
+    decoded_bytes: u64,
     line_number: u64,
     buf: Vec<u8>,
     bucket: String,
@@ -137,7 +194,7 @@ impl LineReader {
     /// key's suffix claim (both are only hints and are sometimes wrong).
     pub async fn new(
         body: Box<dyn AsyncRead + Send + Unpin>,
-        max_line_bytes: usize,
+        limits: Limits,
         object: &ObjectRef,
     ) -> Result<LineReader, ReadError> {
         let source = SourceStats::default();
@@ -170,7 +227,8 @@ impl LineReader {
             reader,
             source,
             gzip,
-            max_line_bytes,
+            limits,
+            decoded_bytes: 0,
             line_number: 0,
             buf: Vec::with_capacity(1024),
             bucket: object.bucket.clone(),
@@ -222,7 +280,7 @@ impl LineReader {
         let mut seen_any = false;
         let mut skipped: Option<u64> = None;
         // One byte of slack for a `\r` that will be stripped.
-        let limit = self.max_line_bytes + 1;
+        let limit = self.limits.max_line_bytes + 1;
         loop {
             let available = match self.reader.fill_buf().await {
                 Ok(a) => a,
@@ -248,6 +306,8 @@ impl LineReader {
                 None => self.buf.extend_from_slice(chunk),
             }
             self.reader.consume(consumed);
+            self.decoded_bytes += consumed as u64;
+            self.check_limits()?;
             if done {
                 break;
             }
@@ -258,10 +318,45 @@ impl LineReader {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        if self.buf.len() > self.max_line_bytes {
+        if self.buf.len() > self.limits.max_line_bytes {
             return Ok(Some(RawLine::TooLong(self.buf.len() as u64)));
         }
         Ok(Some(RawLine::Line))
+    }
+
+    /// Stops reading an object over a limit, checked as bytes are consumed
+    /// so the work done on a hostile object is bounded too.
+    fn check_limits(&self) -> Result<(), ReadError> {
+        let max = self.limits.max_object_bytes;
+        let stored = self.source_bytes();
+        let broken = if self.decoded_bytes > max || stored > max {
+            Some((
+                LimitBroken::ObjectTooLarge,
+                format!("more than {max} bytes (FLEETWATCH_MAX_OBJECT_BYTES)"),
+            ))
+        } else if self.gzip
+            && self.decoded_bytes > RATIO_GRACE_BYTES
+            && self.decoded_bytes > stored.max(1).saturating_mul(self.limits.max_gzip_ratio)
+        {
+            Some((
+                LimitBroken::GzipRatio,
+                format!(
+                    "{} bytes decompressed from {stored}: more than {}:1 (FLEETWATCH_MAX_GZIP_RATIO), a likely gzip bomb",
+                    self.decoded_bytes, self.limits.max_gzip_ratio
+                ),
+            ))
+        } else {
+            None
+        };
+        match broken {
+            None => Ok(()),
+            Some((limit, message)) => Err(ReadError::Limit {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                limit,
+                message,
+            }),
+        }
     }
 
     /// An I/O error is the network's fault when the underlying body failed,
@@ -335,8 +430,16 @@ mod tests {
     }
 
     async fn lines(data: Vec<u8>, max: usize) -> Result<Vec<String>, ReadError> {
+        let limits = Limits {
+            max_line_bytes: max,
+            ..Limits::default()
+        };
+        lines_with(data, limits).await
+    }
+
+    async fn lines_with(data: Vec<u8>, limits: Limits) -> Result<Vec<String>, ReadError> {
         let mut reader =
-            LineReader::new(Box::new(std::io::Cursor::new(data)), max, &object()).await?;
+            LineReader::new(Box::new(std::io::Cursor::new(data)), limits, &object()).await?;
         let mut out = Vec::new();
         while let Some(line) = reader.next_line().await? {
             out.push(match line {
@@ -409,5 +512,49 @@ mod tests {
             Err(ReadError::Corrupt { .. }) => {}
             other => panic!("expected Corrupt, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_gzip_bomb_is_refused_early() {
+        // 200 MB of zeros compress to about 200 KB.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b'0'; 1 << 20];
+        for _ in 0..200 {
+            e.write_all(&zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let limits = Limits {
+            max_line_bytes: 1024,
+            ..Limits::default()
+        };
+        match lines_with(bomb, limits).await {
+            Err(ReadError::Limit {
+                limit: LimitBroken::GzipRatio,
+                ..
+            }) => {}
+            other => panic!("expected a GzipRatio refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn objects_over_the_size_limit_are_refused() {
+        let data = b"a line\n".repeat(1000);
+        let limits = Limits {
+            max_object_bytes: 1000,
+            ..Limits::default()
+        };
+        match lines_with(data.clone(), limits).await {
+            Err(ReadError::Limit {
+                limit: LimitBroken::ObjectTooLarge,
+                ..
+            }) => {}
+            other => panic!("expected ObjectTooLarge, got {other:?}"),
+        }
+        let limits = Limits {
+            max_object_bytes: 7000,
+            ..Limits::default()
+        };
+        assert_eq!(lines_with(data, limits).await.unwrap().len(), 1000);
     }
 }

@@ -5,18 +5,21 @@
 //! read. Alerts are published only after every reading of the object is
 //! stored, so a subscriber never hears of a reading that is not in the
 //! table. Every non-blank line ends up either stored or counted as rejected
-//! with a reason.
+//! with a reason (and, with a quarantine prefix, written back to S3).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::alerts::AlertSink;
 use crate::alerts::BreachLog;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
+use crate::inference::features::WINDOW;
 use crate::inference::{InferenceError, Predictor};
 use crate::metrics;
 use crate::notification::ObjectRef;
-use crate::object_reader::{self, Line, LineReader, ReadError};
+use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
+use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
 use crate::storage::{self, ReadingStore, StoreError};
 use crate::telemetry::{LineParser, Reading, Timestamp};
 
@@ -35,20 +38,31 @@ pub enum ObjectOutcome {
     Processed(ObjectReport),
     /// The object (or its bucket) does not exist.
     Missing,
+    /// A quarantine object: never processed.
+    Skipped,
     /// The bytes are broken (e.g. truncated gzip). Lines read before the
     /// damage were processed normally.
     Corrupt {
         report: ObjectReport,
         reason: String,
     },
+    /// The object broke a limit; lines before it were processed normally.
+    Rejected {
+        report: ObjectReport,
+        limit: &'static str,
+        reason: String,
+    },
 }
 
 impl ObjectOutcome {
+    /// The `outcome` label of `fleetwatch_objects_processed_total`.
     pub fn label(&self) -> &'static str {
         match self {
             ObjectOutcome::Processed(_) => "ok",
             ObjectOutcome::Missing => "missing",
+            ObjectOutcome::Skipped => "skipped",
             ObjectOutcome::Corrupt { .. } => "corrupt",
+            ObjectOutcome::Rejected { .. } => "rejected",
         }
     }
 }
@@ -74,15 +88,18 @@ pub enum ProcessError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Alert(#[from] AlertError),
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
 }
 
 impl ProcessError {
     /// The `reason` label of `fleetwatch_sqs_messages_failed_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            ProcessError::Read(_) => "s3",
+            ProcessError::Read(_) | ProcessError::Quarantine(_) => "s3",
             ProcessError::Inference(_) => "inference",
             ProcessError::Store(_) => "dynamodb",
+            ProcessError::Alert(AlertError::Ledger(_)) => "dynamodb",
             ProcessError::Alert(_) => "sns",
         }
     }
@@ -98,7 +115,12 @@ pub struct Pipeline {
     /// Where alerts go; `None` when no topic is configured.
     pub alerts: Option<AlertSink>,
     pub maintenance_min_score: Option<f64>,
-    pub max_line_bytes: usize,
+    pub limits: Limits,
+    /// Readings per object; past it the object is refused.
+    pub max_records: u64,
+    /// Readings stamped further ahead of the clock are rejected.
+    pub max_future_skew: Duration,
+    pub quarantine: Option<Quarantine>,
 }
 
 impl Pipeline {
@@ -108,11 +130,22 @@ impl Pipeline {
         let result = self.run(object).await;
         if let Ok(outcome) = &result {
             metrics::object_processed(outcome.label(), started.elapsed());
+            if let ObjectOutcome::Rejected { limit, .. } = outcome {
+                metrics::object_rejected(limit);
+            }
         }
         result
     }
 
     async fn run(&self, object: &ObjectRef) -> Result<ObjectOutcome, ProcessError> {
+        if self
+            .quarantine
+            .as_ref()
+            .is_some_and(|q| q.covers(&object.key))
+        {
+            tracing::debug!(key = %object.key, "skipping a quarantine object");
+            return Ok(ObjectOutcome::Skipped);
+        }
         let body = match object_reader::open(&self.s3, object).await {
             Ok(body) => body,
             Err(ReadError::Missing { code, .. }) => {
@@ -121,28 +154,36 @@ impl Pipeline {
             }
             Err(e) => return Err(ProcessError::Read(e)),
         };
-        let mut lines = LineReader::new(body.body, self.max_line_bytes, object)
+        let mut object_run = ObjectRun::new(self, object);
+        let max = self.limits.max_object_bytes;
+        if let Some(length) = body.content_length.filter(|&l| l > 0 && l as u64 > max) {
+            let reason =
+                format!("{length} bytes stored, more than {max} (FLEETWATCH_MAX_OBJECT_BYTES)");
+            return object_run
+                .refuse(ObjectReport::default(), "object_too_large", reason)
+                .await;
+        }
+        let mut lines = LineReader::new(body.body, self.limits, object)
             .await
             .map_err(ProcessError::Read)?;
-        let mut chunk = Chunk::default();
-        let mut breaches = BreachLog::new(
-            &self.rules,
-            self.maintenance_min_score,
-            &object.bucket,
-            &object.key,
-        );
         let mut report = ObjectReport {
             gzip: lines.is_gzip(),
             ..ObjectReport::default()
         };
-        let mut rejections = RejectionLog::new(object);
         let mut parser: Option<LineParser> = None;
+        let mut parsed: u64 = 0;
+        let latest_allowed = Timestamp::from_unix_millis(
+            now().unix_millis() + self.max_future_skew.as_millis() as i64,
+        );
 
-        let corrupt = loop {
+        let stopped = loop {
             let line = match lines.next_line().await {
                 Ok(Some(line)) => line,
                 Ok(None) => break None,
-                Err(ReadError::Corrupt { message, .. }) => break Some(message),
+                Err(ReadError::Corrupt { message, .. }) => break Some(("corrupt", message)),
+                Err(ReadError::Limit { limit, message, .. }) => {
+                    break Some((limit.as_str(), message));
+                }
                 Err(e) => return Err(ProcessError::Read(e)),
             };
             match line {
@@ -160,8 +201,31 @@ impl Pipeline {
                         }
                     };
                     match parser.parse(text) {
-                        Ok(reading) => chunk.push(reading, number),
-                        Err(rejection) => rejections.record(
+                        Ok(reading) if reading.timestamp > latest_allowed => {
+                            object_run.rejections.record(
+                                number,
+                                "timestamp_in_future",
+                                &format!(
+                                    "{} is more than {:?} ahead of the clock",
+                                    reading.timestamp, self.max_future_skew
+                                ),
+                                Some(text),
+                            )
+                        }
+                        Ok(reading) => {
+                            parsed += 1;
+                            if parsed > self.max_records {
+                                break Some((
+                                    "too_many_records",
+                                    format!(
+                                        "more than {} readings (FLEETWATCH_MAX_RECORDS)",
+                                        self.max_records
+                                    ),
+                                ));
+                            }
+                            object_run.chunk.push(reading, number);
+                        }
+                        Err(rejection) => object_run.rejections.record(
                             number,
                             rejection.reason.as_str(),
                             &rejection.detail,
@@ -169,82 +233,145 @@ impl Pipeline {
                         ),
                     }
                 }
-                Line::TooLong { number, bytes } => rejections.record(
+                Line::TooLong { number, bytes } => object_run.rejections.record(
                     number,
                     "line_too_long",
-                    &format!("{bytes} bytes, limit {}", self.max_line_bytes),
+                    &format!(
+                        "{bytes} bytes, limit {} (FLEETWATCH_MAX_LINE_BYTES)",
+                        self.limits.max_line_bytes
+                    ),
                     None,
                 ),
                 Line::InvalidUtf8 { number } => {
-                    rejections.record(number, "invalid_utf8", "not valid UTF-8", None)
+                    object_run
+                        .rejections
+                        .record(number, "invalid_utf8", "not valid UTF-8", None)
                 }
             }
-            if chunk.len() >= CHUNK_READINGS {
-                report.stored += self.flush(&mut chunk, &mut breaches, object).await?;
+            if object_run.chunk.new_readings() >= CHUNK_READINGS {
+                report.stored += object_run.flush().await?;
             }
         };
-        report.stored += self.flush(&mut chunk, &mut breaches, object).await?;
-        report.rejected = rejections.finish();
+        report.stored += object_run.flush().await?;
         report.bytes = lines.source_bytes();
         metrics::object_bytes(report.bytes);
+        match stopped {
+            None => object_run
+                .finish(report)
+                .await
+                .map(ObjectOutcome::Processed),
+            Some(("corrupt", reason)) => {
+                object_run.rejections.quarantine_object("corrupt", &reason);
+                let report = object_run.finish(report).await?;
+                Ok(ObjectOutcome::Corrupt { report, reason })
+            }
+            Some((limit, reason)) => object_run.refuse(report, limit, reason).await,
+        }
+    }
+}
 
-        let alerts = breaches.into_alerts();
+/// The state of one object being processed.
+struct ObjectRun<'p> {
+    pipeline: &'p Pipeline,
+    object: &'p ObjectRef,
+    chunk: Chunk,
+    breaches: BreachLog<'p>,
+    rejections: RejectionLog<'p>,
+}
+
+impl<'p> ObjectRun<'p> {
+    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef) -> Self {
+        ObjectRun {
+            pipeline,
+            object,
+            chunk: Chunk::default(),
+            breaches: BreachLog::new(
+                &pipeline.rules,
+                pipeline.maintenance_min_score,
+                &object.bucket,
+                &object.key,
+            ),
+            rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
+        }
+    }
+
+    /// Predicts and stores the chunk's new readings and folds their
+    /// breaches. The last readings of each device stay behind as context,
+    /// so the model's rolling features see the same window whether or not
+    /// an object is split into chunks.
+    async fn flush(&mut self) -> Result<u64, ProcessError> {
+        let chunk = &mut self.chunk;
+        if chunk.new_readings() == 0 {
+            return Ok(0);
+        }
+        let predictions = self.pipeline.predictor.predict(&chunk.readings).await?;
+        let ingested_at = now().to_rfc3339_millis();
+        let fresh = chunk.context..chunk.readings.len();
+        let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
+        let items = fresh
+            .clone()
+            .map(|i| {
+                let source = storage::Source {
+                    bucket: &self.object.bucket,
+                    key: &self.object.key,
+                    line: chunk.lines[i],
+                };
+                storage::item(&chunk.readings[i], prediction(i), source, &ingested_at)
+            })
+            .collect();
+        self.pipeline.store.write(items).await?;
+        for i in fresh.clone() {
+            self.breaches.record(&chunk.readings[i], prediction(i));
+        }
+        let n = fresh.len();
+        metrics::records_stored(n);
+        chunk.keep_context();
+        Ok(n as u64)
+    }
+
+    /// Writes the quarantine and publishes the object's alerts.
+    async fn finish(self, mut report: ObjectReport) -> Result<ObjectReport, ProcessError> {
+        report.rejected = self.rejections.count;
+        if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
+            q.write(self.object, &records).await?;
+        }
+        let alerts = self.breaches.into_alerts();
         report.alerts = alerts.len() as u64;
-        if let Some(sink) = &self.alerts
+        if let Some(sink) = &self.pipeline.alerts
             && !alerts.is_empty()
         {
             sink.deliver(alerts).await?;
         }
-        match corrupt {
-            None => Ok(ObjectOutcome::Processed(report)),
-            Some(reason) => Ok(ObjectOutcome::Corrupt { report, reason }),
-        }
+        Ok(report)
     }
 
-    /// Predicts and stores the chunk, folds its breaches, and empties it.
-    async fn flush(
-        &self,
-        chunk: &mut Chunk,
-        breaches: &mut BreachLog<'_>,
-        object: &ObjectRef,
-    ) -> Result<u64, ProcessError> {
-        if chunk.readings.is_empty() {
-            return Ok(0);
-        }
-        let predictions = self.predictor.predict(&chunk.readings).await?;
-        let ingested_at = now().to_rfc3339_millis();
-        let items = chunk
-            .readings
-            .iter()
-            .zip(&chunk.lines)
-            .enumerate()
-            .map(|(i, (reading, &line))| {
-                let prediction = predictions.as_ref().and_then(|p| p.get(i));
-                let source = storage::Source {
-                    bucket: &object.bucket,
-                    key: &object.key,
-                    line,
-                };
-                storage::item(reading, prediction, source, &ingested_at)
-            })
-            .collect();
-        self.store.write(items).await?;
-        for (i, reading) in chunk.readings.iter().enumerate() {
-            breaches.record(reading, predictions.as_ref().and_then(|p| p.get(i)));
-        }
-        let n = chunk.readings.len();
-        metrics::records_stored(n);
-        chunk.readings.clear();
-        chunk.lines.clear();
-        Ok(n as u64)
+    /// Ends an object that broke a limit: what was read before stays
+    /// processed; the object is logged, counted and quarantined.
+    async fn refuse(
+        mut self,
+        report: ObjectReport,
+        limit: &'static str,
+        reason: String,
+    ) -> Result<ObjectOutcome, ProcessError> {
+        tracing::warn!(bucket = %self.object.bucket, key = %self.object.key, limit, reason, "object refused");
+        self.rejections.quarantine_object(limit, &reason);
+        let report = self.finish(report).await?;
+        Ok(ObjectOutcome::Rejected {
+            report,
+            limit,
+            reason,
+        })
     }
 }
 
 /// Readings waiting to be predicted and stored, with their line numbers.
+/// The first `context` readings were stored already and are kept only as
+/// the rolling features' history.
 #[derive(Default)]
 struct Chunk {
     readings: Vec<Reading>,
     lines: Vec<u64>,
+    context: usize,
 }
 
 impl Chunk {
@@ -253,27 +380,60 @@ impl Chunk {
         self.lines.push(line);
     }
 
-    fn len(&self) -> usize {
-        self.readings.len()
+    fn new_readings(&self) -> usize {
+        self.readings.len() - self.context
+    }
+
+    /// Keeps each device's last `WINDOW - 1` readings as the next chunk's
+    /// context, in their original order.
+    fn keep_context(&mut self) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut keep = vec![false; self.readings.len()];
+        for (i, r) in self.readings.iter().enumerate().rev() {
+            let n = seen.entry(r.device_id.as_str()).or_default();
+            if *n < WINDOW - 1 {
+                *n += 1;
+                keep[i] = true;
+            }
+        }
+        let mut i = 0;
+        self.readings.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.lines.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        self.context = self.readings.len();
     }
 }
 
-/// Counts rejected lines and logs them at a bounded rate: the first few of
-/// an object one by one, then one summary, so a broken file cannot flood
-/// the logs.
+/// Counts rejected lines, logs them at a bounded rate (the first few of an
+/// object one by one, then one summary, so a broken file cannot flood the
+/// logs) and collects them for the quarantine.
 struct RejectionLog<'a> {
     object: &'a ObjectRef,
     count: u64,
+    quarantine: Option<QuarantineRecords>,
 }
 
 impl<'a> RejectionLog<'a> {
-    fn new(object: &'a ObjectRef) -> Self {
-        RejectionLog { object, count: 0 }
+    fn new(object: &'a ObjectRef, quarantine: bool) -> Self {
+        RejectionLog {
+            object,
+            count: 0,
+            quarantine: quarantine.then(QuarantineRecords::default),
+        }
     }
 
     fn record(&mut self, line: u64, reason: &'static str, detail: &str, text: Option<&str>) {
         self.count += 1;
         metrics::record_rejected(reason);
+        if let Some(q) = &mut self.quarantine {
+            q.line(line, reason, detail, text);
+        }
         if self.count <= REJECTIONS_LOGGED {
             let excerpt = text.map(excerpt).unwrap_or_default();
             tracing::warn!(
@@ -288,7 +448,14 @@ impl<'a> RejectionLog<'a> {
         }
     }
 
-    fn finish(self) -> u64 {
+    fn quarantine_object(&mut self, reason: &str, detail: &str) {
+        if let Some(q) = &mut self.quarantine {
+            q.object(reason, detail);
+        }
+    }
+
+    /// Logs the summary; returns the quarantine records, if collected.
+    fn finish(self) -> Option<QuarantineRecords> {
         if self.count > REJECTIONS_LOGGED {
             tracing::warn!(
                 bucket = %self.object.bucket,
@@ -298,7 +465,7 @@ impl<'a> RejectionLog<'a> {
                 "more lines were rejected than logged; see fleetwatch_records_rejected_total"
             );
         }
-        self.count
+        self.quarantine
     }
 }
 
@@ -326,6 +493,7 @@ fn now() -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Timestamp;
 
     #[test]
     fn excerpts_are_short_and_escaped() {
@@ -334,5 +502,43 @@ mod tests {
         let e = excerpt(&long);
         assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
         assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn context_keeps_each_devices_last_readings_in_order() {
+        let mut chunk = Chunk::default();
+        for i in 0..30 {
+            let device = if i % 3 == 0 { "A" } else { "B" };
+            let reading = Reading {
+                device_id: device.into(),
+                timestamp: Timestamp::from_unix_millis(i),
+                fields: vec![],
+            };
+            chunk.push(reading, i as u64 + 1);
+        }
+        chunk.keep_context();
+        let a: Vec<i64> = chunk
+            .readings
+            .iter()
+            .filter(|r| r.device_id == "A")
+            .map(|r| r.timestamp.unix_millis())
+            .collect();
+        let b: Vec<i64> = chunk
+            .readings
+            .iter()
+            .filter(|r| r.device_id == "B")
+            .map(|r| r.timestamp.unix_millis())
+            .collect();
+        assert_eq!(a, [3, 6, 9, 12, 15, 18, 21, 24, 27]);
+        assert_eq!(b.len(), WINDOW - 1);
+        assert_eq!(*b.last().unwrap(), 29);
+        assert_eq!(chunk.context, chunk.readings.len());
+        assert_eq!(chunk.new_readings(), 0);
+        assert_eq!(chunk.lines.len(), chunk.readings.len());
+        let sorted = chunk
+            .readings
+            .windows(2)
+            .all(|w| w[0].timestamp < w[1].timestamp);
+        assert!(sorted, "original order is kept");
     }
 }

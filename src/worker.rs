@@ -298,7 +298,8 @@ fn log_outcome(message_id: &str, object: &notification::ObjectRef, outcome: &Obj
             stored = r.stored, rejected = r.rejected, alerts = r.alerts, bytes = r.bytes, gzip = r.gzip,
             "object processed"
         ),
-        ObjectOutcome::Missing => {}
+        // Logged where they are decided.
+        ObjectOutcome::Missing | ObjectOutcome::Skipped | ObjectOutcome::Rejected { .. } => {}
         ObjectOutcome::Corrupt { report, reason } => tracing::warn!(
             message_id, bucket = %object.bucket, key = %object.key,
             stored = report.stored, rejected = report.rejected, reason,

@@ -56,7 +56,10 @@ fn pipeline(stack: &Stack, predictor: Predictor, table: &str) -> Pipeline {
             ),
         }),
         maintenance_min_score,
-        max_line_bytes: 64 * 1024,
+        limits: fleetwatch::object_reader::Limits::default(),
+        max_records: 1_000_000,
+        max_future_skew: Duration::from_secs(24 * 3600),
+        quarantine: None,
     }
 }
 
