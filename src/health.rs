@@ -34,6 +34,9 @@ pub struct Health {
 struct HealthState {
     running: AtomicBool,
     receive_failing: AtomicBool,
+    /// Dependencies whose last use failed (`s3`, `dynamodb`, `sns`,
+    /// `inference`), cleared by the next message that succeeds.
+    failing: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 impl Health {
@@ -45,14 +48,41 @@ impl Health {
         self.inner.receive_failing.store(!ok, Ordering::Relaxed);
     }
 
+    /// A message failed because of `dependency`.
+    pub fn dependency_failed(&self, dependency: &'static str) {
+        if let Ok(mut failing) = self.inner.failing.lock() {
+            failing.insert(dependency);
+        }
+    }
+
+    /// A message went through: every dependency it needed works.
+    pub fn dependencies_ok(&self) {
+        if let Ok(mut failing) = self.inner.failing.lock() {
+            failing.clear();
+        }
+    }
+
     /// `Ok` when ready, else why not.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub fn readiness(&self) -> Result<(), String> {
         if !self.inner.running.load(Ordering::Relaxed) {
-            Err("not ready: the SQS loop is not running")
-        } else if self.inner.receive_failing.load(Ordering::Relaxed) {
-            Err("degraded: receiving from SQS is failing")
-        } else {
+            return Err("not ready: the SQS loop is not running".into());
+        }
+        if self.inner.receive_failing.load(Ordering::Relaxed) {
+            return Err("degraded: receiving from SQS is failing".into());
+        }
+        let failing: Vec<&str> = self
+            .inner
+            .failing
+            .lock()
+            .map(|f| f.iter().copied().collect())
+            .unwrap_or_default();
+        if failing.is_empty() {
             Ok(())
+        } else {
+            Err(format!(
+                "degraded: {} failing; messages are left for redelivery",
+                failing.join(", ")
+            ))
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notification;
 pub mod object_reader;
 pub mod pipeline;
+pub mod preflight;
 pub mod quarantine;
 pub mod simulate;
 pub mod storage;

@@ -79,6 +79,23 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     let sdk = aws::load().await;
     let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
 
+    let queue = fleetwatch::preflight::check(
+        &clients.sqs,
+        &clients.dynamodb,
+        &settings.queue_url,
+        &settings.table,
+    )
+    .await
+    .context("start-up check failed")?;
+    match queue.max_receive_count {
+        Some(n) => tracing::info!(
+            max_receive_count = n,
+            "the queue dead-letters a message after {n} receives"
+        ),
+        None => tracing::warn!(
+            "the queue has no redrive policy: a message that keeps failing is retried until it expires; add a dead-letter queue"
+        ),
+    }
     let predictor = build_predictor(&settings, &clients)?;
     let alerts = match &settings.alert_topic_arn {
         Some(arn) => Some(AlertSink {

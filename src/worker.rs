@@ -59,6 +59,7 @@ struct TaskContext {
     sqs: aws_sdk_sqs::Client,
     pipeline: Arc<Pipeline>,
     queue_url: Arc<str>,
+    health: Health,
     visibility_timeout: Duration,
     retry_base: Duration,
 }
@@ -89,6 +90,7 @@ impl Worker {
             sqs: self.sqs.clone(),
             pipeline: self.pipeline.clone(),
             queue_url: self.settings.queue_url.as_str().into(),
+            health: self.health.clone(),
             visibility_timeout: self.settings.visibility_timeout,
             retry_base: self.settings.retry_base,
         };
@@ -273,9 +275,13 @@ async fn handle_message(
 
     tokio::select! {
         result = work => match result {
-            Ok(()) => delete(&ctx, &receipt, &message_id).await,
+            Ok(()) => {
+                ctx.health.dependencies_ok();
+                delete(&ctx, &receipt, &message_id).await
+            }
             Err(e) => {
                 metrics::message_failed(e.reason());
+                ctx.health.dependency_failed(e.reason());
                 let delay = retry_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");

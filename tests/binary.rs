@@ -296,3 +296,38 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_stops_the_worker_at_start_with_a_clear_message() {
+    let moto = Moto::start();
+    let exports = bootstrap(&moto);
+    let output = Command::new(BIN)
+        .arg("worker")
+        .envs(moto.env())
+        .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("FLEETWATCH_TABLE", "no-such-table")
+        .env(
+            "FLEETWATCH_METRICS_ADDR",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .expect("run the worker");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("dynamodb:Query on no-such-table"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_named() {
+    let output = Command::new(BIN)
+        .args(["worker", "--queue-url", "http://localhost/q"])
+        .env("FLEETWATCH_ALERT_COOLDOWN", "forever")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FLEETWATCH_ALERT_COOLDOWN"), "{stderr}");
+}

@@ -24,6 +24,7 @@ const WAIT: Duration = Duration::from_secs(60);
 struct RunningWorker {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    health: fleetwatch::health::Health,
 }
 
 impl RunningWorker {
@@ -65,6 +66,7 @@ fn pipeline(stack: &Stack, predictor: Predictor, table: &str) -> Pipeline {
 
 fn start(stack: &Stack, pipeline: Pipeline) -> RunningWorker {
     common::install_metrics();
+    let health = fleetwatch::health::Health::default();
     let settings = LoopSettings {
         queue_url: stack.resources.queue_url.clone(),
         concurrency: 4,
@@ -76,11 +78,15 @@ fn start(stack: &Stack, pipeline: Pipeline) -> RunningWorker {
         stack.clients.sqs.clone(),
         Arc::new(pipeline),
         settings,
-        Default::default(),
+        health.clone(),
     );
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker.run(shutdown.clone()));
-    RunningWorker { shutdown, task }
+    RunningWorker {
+        shutdown,
+        task,
+        health,
+    }
 }
 
 fn start_default(stack: &Stack) -> RunningWorker {
@@ -370,5 +376,6 @@ async fn a_failing_write_leaves_the_message_for_redelivery() {
     })
     .await;
     wait_queue_empty(&stack).await;
+    assert_eq!(worker.health.readiness(), Ok(()), "recovered by itself");
     worker.stop().await;
 }
