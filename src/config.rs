@@ -101,6 +101,22 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_SAGEMAKER_ENDPOINT")]
     pub sagemaker_endpoint: Option<String>,
 
+    /// Request format for the endpoint: `csv` (the built-in XGBoost
+    /// container), `json` (`{"instances":[{"features":[…]}]}`), or `text`
+    /// (one raw line per call, answered with `{"probabilities":[…]}`).
+    #[arg(long, env = "FLEETWATCH_SAGEMAKER_FORMAT", value_enum, default_value_t = SageMakerFormat::Csv)]
+    pub sagemaker_format: SageMakerFormat,
+
+    /// In `text` mode, the labels in the order of the endpoint's probabilities.
+    #[arg(long, env = "FLEETWATCH_SAGEMAKER_LABELS", default_value = "NEGATIVE,POSITIVE", value_parser = parse_labels)]
+    pub sagemaker_labels: SageMakerLabels,
+
+    /// What a failed prediction does: `retry` leaves the message for
+    /// redelivery; `store-unknown` stores the readings with an UNKNOWN
+    /// prediction (counted in fleetwatch_inference_unknown_total).
+    #[arg(long, env = "FLEETWATCH_ON_INFERENCE_ERROR", value_enum, default_value_t = OnInferenceError::Retry)]
+    pub on_inference_error: OnInferenceError,
+
     /// Score at or above which a SageMaker prediction is POSITIVE. Default:
     /// the threshold in the model's metadata (the endpoint serves the same model).
     #[arg(long, env = "FLEETWATCH_SAGEMAKER_THRESHOLD", value_parser = parse_probability)]
@@ -204,6 +220,35 @@ pub struct HealthcheckSettings {
     /// Give up after this long.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SageMakerFormat {
+    Csv,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnInferenceError {
+    Retry,
+    StoreUnknown,
+}
+
+/// The parsed `FLEETWATCH_SAGEMAKER_LABELS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SageMakerLabels(pub Vec<String>);
+
+fn parse_labels(s: &str) -> Result<SageMakerLabels, String> {
+    let labels: Vec<String> = s.split(',').map(|l| l.trim().to_owned()).collect();
+    if labels.len() >= 2
+        && labels.iter().any(|l| l == "POSITIVE")
+        && labels.iter().all(|l| !l.is_empty())
+    {
+        Ok(SageMakerLabels(labels))
+    } else {
+        Err("FLEETWATCH_SAGEMAKER_LABELS: expected a comma-separated label order naming POSITIVE, e.g. NEGATIVE,POSITIVE".into())
+    }
 }
 
 /// When a prediction raises a maintenance alert.

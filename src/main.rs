@@ -12,8 +12,12 @@ use tracing_subscriber::EnvFilter;
 use fleetwatch::alerts::AlertSink;
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
-use fleetwatch::config::{self, Cli, Command, InferenceBackend, LogFormat, WorkerSettings};
-use fleetwatch::inference::{Predictor, embedded::EmbeddedModel, sagemaker::SageMakerPredictor};
+use fleetwatch::config::{
+    self, Cli, Command, InferenceBackend, LogFormat, OnInferenceError, SageMakerFormat,
+    WorkerSettings,
+};
+use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
+use fleetwatch::inference::{OnError, Predictor, embedded::EmbeddedModel};
 use fleetwatch::object_reader::Limits;
 use fleetwatch::pipeline::Pipeline;
 use fleetwatch::quarantine::Quarantine;
@@ -137,6 +141,10 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         rules: settings.alert_rules.0.clone(),
         alerts,
         maintenance_min_score,
+        on_inference_error: match settings.on_inference_error {
+            OnInferenceError::Retry => OnError::Retry,
+            OnInferenceError::StoreUnknown => OnError::StoreUnknown,
+        },
         limits: Limits {
             max_line_bytes: settings.max_line_bytes,
             max_object_bytes: settings.max_object_bytes,
@@ -195,6 +203,13 @@ fn build_predictor(settings: &WorkerSettings, clients: &aws::Clients) -> anyhow:
         InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
             clients.sagemaker.clone(),
             settings.sagemaker_endpoint.clone().unwrap_or_default(),
+            match settings.sagemaker_format {
+                SageMakerFormat::Csv => RequestFormat::Csv,
+                SageMakerFormat::Json => RequestFormat::Json,
+                SageMakerFormat::Text => RequestFormat::Text {
+                    labels: settings.sagemaker_labels.0.clone(),
+                },
+            },
             settings.sagemaker_threshold.unwrap_or(model.threshold()),
         )),
         InferenceBackend::None => Predictor::Disabled,

@@ -27,6 +27,7 @@ pub const ALERTS_SUPPRESSED: &str = "fleetwatch_alerts_suppressed_total";
 pub const DYNAMODB_UNPROCESSED_RETRIES: &str = "fleetwatch_dynamodb_unprocessed_retries_total";
 pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_total";
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
+pub const INFERENCE_UNKNOWN: &str = "fleetwatch_inference_unknown_total";
 pub const MESSAGES_IN_FLIGHT: &str = "fleetwatch_messages_in_flight";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
@@ -112,6 +113,11 @@ pub fn describe() {
         "Items written to DynamoDB"
     );
     describe_counter!(INFERENCE_ERRORS, Unit::Count, "Failed prediction calls");
+    describe_counter!(
+        INFERENCE_UNKNOWN,
+        Unit::Count,
+        "Readings stored with an UNKNOWN prediction after a failed prediction (FLEETWATCH_ON_INFERENCE_ERROR=store-unknown)"
+    );
     describe_gauge!(
         MESSAGES_IN_FLIGHT,
         Unit::Count,
@@ -207,6 +213,10 @@ pub fn dynamodb_unprocessed_retry() {
 
 pub fn dynamodb_items_written(n: usize) {
     counter!(DYNAMODB_ITEMS_WRITTEN).increment(n as u64);
+}
+
+pub fn inference_unknown(readings: usize) {
+    counter!(INFERENCE_UNKNOWN).increment(readings as u64);
 }
 
 pub fn inference(elapsed: Duration, ok: bool) {

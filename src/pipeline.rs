@@ -15,7 +15,7 @@ use crate::alerts::BreachLog;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::inference::features::WINDOW;
-use crate::inference::{InferenceError, Predictor};
+use crate::inference::{InferenceError, OnError, Predictor};
 use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
@@ -115,6 +115,8 @@ pub struct Pipeline {
     /// Where alerts go; `None` when no topic is configured.
     pub alerts: Option<AlertSink>,
     pub maintenance_min_score: Option<f64>,
+    /// What a failed prediction does: fail the object, or store UNKNOWN.
+    pub on_inference_error: OnError,
     pub limits: Limits,
     /// Readings per object; past it the object is refused.
     pub max_records: u64,
@@ -223,7 +225,8 @@ impl Pipeline {
                                     ),
                                 ));
                             }
-                            object_run.chunk.push(reading, number);
+                            let raw = self.predictor.needs_raw_lines().then(|| text.to_owned());
+                            object_run.chunk.push(reading, number, raw);
                         }
                         Err(rejection) => object_run.rejections.record(
                             number,
@@ -304,7 +307,15 @@ impl<'p> ObjectRun<'p> {
         if chunk.new_readings() == 0 {
             return Ok(0);
         }
-        let predictions = self.pipeline.predictor.predict(&chunk.readings).await?;
+        let predictions = self
+            .pipeline
+            .predictor
+            .predict(
+                &chunk.readings,
+                &chunk.raw,
+                self.pipeline.on_inference_error,
+            )
+            .await?;
         let ingested_at = now().to_rfc3339_millis();
         let fresh = chunk.context..chunk.readings.len();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
@@ -371,13 +382,16 @@ impl<'p> ObjectRun<'p> {
 struct Chunk {
     readings: Vec<Reading>,
     lines: Vec<u64>,
+    /// The input lines, only for predictors that need them.
+    raw: Vec<String>,
     context: usize,
 }
 
 impl Chunk {
-    fn push(&mut self, reading: Reading, line: u64) {
+    fn push(&mut self, reading: Reading, line: u64, raw: Option<String>) {
         self.readings.push(reading);
         self.lines.push(line);
+        self.raw.extend(raw);
     }
 
     fn new_readings(&self) -> usize {
@@ -396,18 +410,19 @@ impl Chunk {
                 keep[i] = true;
             }
         }
-        let mut i = 0;
-        self.readings.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        self.lines.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
+        retain_marked(&mut self.readings, &keep);
+        retain_marked(&mut self.lines, &keep);
+        if !self.raw.is_empty() {
+            retain_marked(&mut self.raw, &keep);
+        }
         self.context = self.readings.len();
     }
+}
+
+/// Keeps the elements of `v` whose `keep` flag is set, in order.
+fn retain_marked<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    v.retain(|_| flags.next().copied().unwrap_or(false));
 }
 
 /// Counts rejected lines, logs them at a bounded rate (the first few of an
@@ -514,7 +529,7 @@ mod tests {
                 timestamp: Timestamp::from_unix_millis(i),
                 fields: vec![],
             };
-            chunk.push(reading, i as u64 + 1);
+            chunk.push(reading, i as u64 + 1, Some(format!("line {i}")));
         }
         chunk.keep_context();
         let a: Vec<i64> = chunk
@@ -535,6 +550,8 @@ mod tests {
         assert_eq!(chunk.context, chunk.readings.len());
         assert_eq!(chunk.new_readings(), 0);
         assert_eq!(chunk.lines.len(), chunk.readings.len());
+        assert_eq!(chunk.raw.len(), chunk.readings.len());
+        assert_eq!(chunk.raw.last().map(String::as_str), Some("line 29"));
         let sorted = chunk
             .readings
             .windows(2)

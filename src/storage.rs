@@ -78,14 +78,15 @@ pub fn item(
         item.insert(name.clone(), value);
     }
     if let Some(p) = prediction {
-        item.insert(
-            "prediction".into(),
-            AttributeValue::M(HashMap::from([
-                ("label".into(), AttributeValue::S(p.label.as_str().into())),
-                ("score".into(), AttributeValue::N(format_score(p.score))),
-                ("model".into(), AttributeValue::S(p.model.clone())),
-            ])),
-        );
+        let mut map = HashMap::from([
+            ("label".into(), AttributeValue::S(p.label.as_str().into())),
+            ("model".into(), AttributeValue::S(p.model.clone())),
+        ]);
+        // An UNKNOWN prediction has no score: none is made up.
+        if p.score.is_finite() {
+            map.insert("score".into(), AttributeValue::N(format_score(p.score)));
+        }
+        item.insert("prediction".into(), AttributeValue::M(map));
     }
     item.insert(
         "source".into(),

@@ -48,6 +48,7 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
         rules: vec!["engine_temp_c > 100".parse().unwrap()],
         alerts: None,
         maintenance_min_score: None,
+        on_inference_error: fleetwatch::inference::OnError::Retry,
         limits: Limits {
             max_line_bytes: 64 * 1024,
             max_object_bytes: 50 * 1024 * 1024,

@@ -57,6 +57,7 @@ fn pipeline(stack: &Stack, predictor: Predictor, table: &str) -> Pipeline {
             ),
         }),
         maintenance_min_score,
+        on_inference_error: fleetwatch::inference::OnError::Retry,
         limits: fleetwatch::object_reader::Limits::default(),
         max_records: 1_000_000,
         max_future_skew: Duration::from_secs(24 * 3600),

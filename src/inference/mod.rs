@@ -22,6 +22,9 @@ pub enum Label {
     /// Maintenance required.
     Positive,
     Negative,
+    /// The prediction failed and `FLEETWATCH_ON_INFERENCE_ERROR=store-unknown`
+    /// asked for the reading to be stored anyway, marked as not predicted.
+    Unknown,
 }
 
 impl Label {
@@ -29,6 +32,7 @@ impl Label {
         match self {
             Label::Positive => "POSITIVE",
             Label::Negative => "NEGATIVE",
+            Label::Unknown => "UNKNOWN",
         }
     }
 
@@ -63,6 +67,16 @@ pub enum InferenceError {
     BadResponse { endpoint: String, message: String },
 }
 
+/// What to do when a prediction fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Fail the object: the message is left for redelivery (the default).
+    #[default]
+    Retry,
+    /// Store the readings with an `UNKNOWN` prediction, and count them.
+    StoreUnknown,
+}
+
 /// The configured prediction backend.
 #[derive(Debug)]
 pub enum Predictor {
@@ -74,10 +88,13 @@ pub enum Predictor {
 
 impl Predictor {
     /// Predicts every reading of the batch, in order; `None` when predictions
-    /// are disabled.
+    /// are disabled. `raw` holds the readings' input lines when
+    /// [`Predictor::needs_raw_lines`] (else it may be empty).
     pub async fn predict(
         &self,
         readings: &[Reading],
+        raw: &[String],
+        on_error: OnError,
     ) -> Result<Option<Vec<Prediction>>, InferenceError> {
         if readings.is_empty() || matches!(self, Predictor::Disabled) {
             return Ok(None);
@@ -86,10 +103,41 @@ impl Predictor {
         let result = match self {
             Predictor::Disabled => return Ok(None),
             Predictor::Embedded(model) => model.predict(readings).map_err(InferenceError::from),
-            Predictor::SageMaker(endpoint) => endpoint.predict(readings).await,
+            Predictor::SageMaker(endpoint) => endpoint.predict(readings, raw).await,
         };
         metrics::inference(started.elapsed(), result.is_ok());
-        result.map(Some)
+        match (result, on_error) {
+            (Ok(predictions), _) => Ok(Some(predictions)),
+            (Err(e), OnError::StoreUnknown) => {
+                tracing::warn!(error = %e, readings = readings.len(), "prediction failed; storing the readings as UNKNOWN");
+                metrics::inference_unknown(readings.len());
+                let model = self.model_id();
+                Ok(Some(
+                    readings
+                        .iter()
+                        .map(|_| Prediction {
+                            label: Label::Unknown,
+                            score: f64::NAN,
+                            model: model.clone(),
+                        })
+                        .collect(),
+                ))
+            }
+            (Err(e), OnError::Retry) => Err(e),
+        }
+    }
+
+    /// Whether [`Predictor::predict`] needs the raw input lines.
+    pub fn needs_raw_lines(&self) -> bool {
+        matches!(self, Predictor::SageMaker(s) if s.needs_raw_lines())
+    }
+
+    fn model_id(&self) -> String {
+        match self {
+            Predictor::Disabled => String::new(),
+            Predictor::Embedded(m) => m.id().to_owned(),
+            Predictor::SageMaker(s) => format!("sagemaker:{}", s.endpoint()),
+        }
     }
 
     /// The decision threshold of the backend, when it has one.

@@ -1,11 +1,22 @@
 //! Predictions from a SageMaker endpoint.
 //!
-//! Readings are sent in batches as `text/csv` rows of the model's features
-//! (the built-in XGBoost container's contract, no header), split so that no
-//! request exceeds a row count or 5 MB (real-time endpoints refuse requests
-//! over 6 MB). Several requests are in flight at once. The endpoint answers
-//! one probability per row, as CSV/newline-separated numbers or JSON
-//! (`{"predictions":[{"score":0.93}, ...]}`).
+//! Three request formats (`FLEETWATCH_SAGEMAKER_FORMAT`):
+//! - `csv` (default): batches of `text/csv` rows of the model's features,
+//!   no header, an empty cell for a missing value: the contract of the
+//!   built-in XGBoost container, which serves the same model file as the
+//!   embedded backend, so both give the same answers.
+//! - `json`: the same rows as SageMaker's common JSON request format,
+//!   `{"instances":[{"features":[…]}]}` with `null` for a missing value, for
+//!   custom containers that take JSON.
+//! - `text`: the original deployment's contract, kept for users of an
+//!   existing endpoint: one raw telemetry line per call as
+//!   `application/x-text`, answered with `{"probabilities":[…]}` in the
+//!   label order given by `FLEETWATCH_SAGEMAKER_LABELS`.
+//!
+//! Batches are split by row count and by payload bytes (real-time endpoints
+//! refuse requests over 6 MB); several requests are in flight at once and
+//! the answers are put back in row order. Throttling and 5xx are retried by
+//! the SDK; a call that still fails fails the batch (never a made-up label).
 
 use aws_sdk_sagemakerruntime::error::DisplayErrorContext;
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -21,21 +32,42 @@ pub const MAX_ROWS: usize = 500;
 pub const MAX_PAYLOAD_BYTES: usize = 5 * 1024 * 1024;
 /// Requests in flight per batch.
 const IN_FLIGHT: usize = 4;
+/// Requests in flight in `text` mode, where each carries a single line.
+const TEXT_IN_FLIGHT: usize = 8;
+
+/// How readings are sent to the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestFormat {
+    Csv,
+    Json,
+    /// One raw line per call; `labels` names the classes in the order of
+    /// the endpoint's `probabilities`.
+    Text {
+        labels: Vec<String>,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct SageMakerPredictor {
     client: aws_sdk_sagemakerruntime::Client,
     endpoint: String,
+    format: RequestFormat,
     threshold: f64,
     model_id: String,
 }
 
 impl SageMakerPredictor {
-    pub fn new(client: aws_sdk_sagemakerruntime::Client, endpoint: String, threshold: f64) -> Self {
+    pub fn new(
+        client: aws_sdk_sagemakerruntime::Client,
+        endpoint: String,
+        format: RequestFormat,
+        threshold: f64,
+    ) -> Self {
         let model_id = format!("sagemaker:{endpoint}");
         SageMakerPredictor {
             client,
             endpoint,
+            format,
             threshold,
             model_id,
         }
@@ -49,19 +81,65 @@ impl SageMakerPredictor {
         self.threshold
     }
 
-    pub async fn predict(&self, readings: &[Reading]) -> Result<Vec<Prediction>, InferenceError> {
-        let features = extract(readings);
-        let rows: Vec<String> = features.chunks(FEATURE_NAMES.len()).map(csv_row).collect();
-        let payloads = split_payloads(&rows, MAX_ROWS, MAX_PAYLOAD_BYTES);
-        // `buffered` (not `buffer_unordered`) keeps the answers in row order.
-        let scores: Vec<Vec<f64>> =
-            stream::iter(payloads.into_iter().map(|(body, n)| self.invoke(body, n)))
+    /// Whether predictions need the raw input lines (`text` mode).
+    pub fn needs_raw_lines(&self) -> bool {
+        matches!(self.format, RequestFormat::Text { .. })
+    }
+
+    /// Predicts `readings`; `raw` holds their input lines in `text` mode.
+    pub async fn predict(
+        &self,
+        readings: &[Reading],
+        raw: &[String],
+    ) -> Result<Vec<Prediction>, InferenceError> {
+        let scores: Vec<f64> = match &self.format {
+            RequestFormat::Csv | RequestFormat::Json => {
+                let features = extract(readings);
+                let rows: Vec<&[f32]> = features.chunks(FEATURE_NAMES.len()).collect();
+                let payloads = match self.format {
+                    RequestFormat::Json => split_json(&rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
+                    _ => split_csv(&rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
+                };
+                let content_type = match self.format {
+                    RequestFormat::Json => "application/json",
+                    _ => "text/csv",
+                };
+                // `buffered` (not `buffer_unordered`) keeps the answers in row order.
+                let answers: Vec<Vec<f64>> = stream::iter(
+                    payloads
+                        .into_iter()
+                        .map(|(body, n)| self.invoke(body, n, content_type, Answer::Scores)),
+                )
                 .buffered(IN_FLIGHT)
                 .try_collect()
                 .await?;
+                answers.into_iter().flatten().collect()
+            }
+            RequestFormat::Text { labels } => {
+                if raw.len() != readings.len() {
+                    return Err(InferenceError::BadResponse {
+                        endpoint: self.endpoint.clone(),
+                        message: "text mode needs the raw line of every reading".into(),
+                    });
+                }
+                let positive = labels.iter().position(|l| l == "POSITIVE").unwrap_or(1);
+                let answer = Answer::Probabilities { positive };
+                // Owned items: a closure over borrowed items here trips
+                // rustc's higher-ranked `Send` check (rust-lang/rust#102211).
+                let lines: Vec<String> = raw.to_vec();
+                let answers: Vec<Vec<f64>> = stream::iter(
+                    lines
+                        .into_iter()
+                        .map(|line| self.invoke(line, 1, "application/x-text", answer)),
+                )
+                .buffered(TEXT_IN_FLIGHT)
+                .try_collect()
+                .await?;
+                answers.into_iter().flatten().collect()
+            }
+        };
         Ok(scores
             .into_iter()
-            .flatten()
             .map(|score| Prediction {
                 label: Label::from_score(score, self.threshold),
                 score,
@@ -70,13 +148,24 @@ impl SageMakerPredictor {
             .collect())
     }
 
-    async fn invoke(&self, body: String, rows: usize) -> Result<Vec<f64>, InferenceError> {
+    async fn invoke(
+        &self,
+        body: String,
+        rows: usize,
+        content_type: &'static str,
+        answer: Answer,
+    ) -> Result<Vec<f64>, InferenceError> {
+        let accept = if content_type == "text/csv" {
+            "text/csv"
+        } else {
+            "application/json"
+        };
         let output = self
             .client
             .invoke_endpoint()
             .endpoint_name(&self.endpoint)
-            .content_type("text/csv")
-            .accept("text/csv")
+            .content_type(content_type)
+            .accept(accept)
             .body(Blob::new(body.into_bytes()))
             .send()
             .await
@@ -90,7 +179,11 @@ impl SageMakerPredictor {
         };
         let bytes = output.body().map(|b| b.as_ref()).unwrap_or_default();
         let text = std::str::from_utf8(bytes).map_err(|_| bad("the body is not UTF-8".into()))?;
-        let scores = parse_scores(text).map_err(bad)?;
+        let scores = match answer {
+            Answer::Scores => parse_scores(text),
+            Answer::Probabilities { positive } => parse_probabilities(text, positive),
+        }
+        .map_err(bad)?;
         if scores.len() != rows {
             return Err(bad(format!("{} scores for {rows} rows", scores.len())));
         }
@@ -98,22 +191,81 @@ impl SageMakerPredictor {
     }
 }
 
-/// Groups rows into request bodies of at most `max_rows` rows and
-/// `max_bytes` bytes (a single row over the limit is sent alone).
-pub fn split_payloads(rows: &[String], max_rows: usize, max_bytes: usize) -> Vec<(String, usize)> {
+/// How to read an answer.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// One score per row (CSV or JSON).
+    Scores,
+    /// The original contract's `{"probabilities":[…]}`.
+    Probabilities { positive: usize },
+}
+
+/// Groups feature rows into `text/csv` bodies of at most `max_rows` rows
+/// and `max_bytes` bytes (a single row over the limit is sent alone).
+pub fn split_csv(rows: &[&[f32]], max_rows: usize, max_bytes: usize) -> Vec<(String, usize)> {
+    split(
+        rows.iter().map(|r| csv_row(r) + "\n"),
+        max_rows,
+        max_bytes,
+        "",
+        "",
+        "",
+    )
+}
+
+/// Groups feature rows into `{"instances":[{"features":[…]}]}` bodies.
+pub fn split_json(rows: &[&[f32]], max_rows: usize, max_bytes: usize) -> Vec<(String, usize)> {
+    // Written by hand so each value keeps its shortest f32 text (`0.1`, not
+    // the `0.10000000149011612` of a widening to f64), as in the CSV.
+    let instance = |row: &&[f32]| {
+        let features: Vec<String> = row
+            .iter()
+            .map(|v| {
+                if v.is_finite() {
+                    v.to_string()
+                } else {
+                    "null".to_owned()
+                }
+            })
+            .collect();
+        format!("{{\"features\":[{}]}}", features.join(","))
+    };
+    split(
+        rows.iter().map(instance),
+        max_rows,
+        max_bytes,
+        "{\"instances\":[",
+        ",",
+        "]}",
+    )
+}
+
+fn split(
+    items: impl Iterator<Item = String>,
+    max_rows: usize,
+    max_bytes: usize,
+    open: &str,
+    separator: &str,
+    close: &str,
+) -> Vec<(String, usize)> {
     let mut payloads = Vec::new();
-    let mut body = String::new();
+    let mut body = String::from(open);
     let mut n = 0;
-    for row in rows {
-        if n > 0 && (n == max_rows || body.len() + row.len() + 1 > max_bytes) {
-            payloads.push((std::mem::take(&mut body), n));
+    for item in items {
+        let grown = body.len() + separator.len() + item.len() + close.len();
+        if n > 0 && (n == max_rows || grown > max_bytes) {
+            body.push_str(close);
+            payloads.push((std::mem::replace(&mut body, String::from(open)), n));
             n = 0;
         }
-        body.push_str(row);
-        body.push('\n');
+        if n > 0 {
+            body.push_str(separator);
+        }
+        body.push_str(&item);
         n += 1;
     }
     if n > 0 {
+        body.push_str(close);
         payloads.push((body, n));
     }
     payloads
@@ -152,6 +304,32 @@ pub fn parse_scores(text: &str) -> Result<Vec<f64>, String> {
             })
             .collect::<Result<_, _>>()?
     };
+    check_probabilities(scores)
+}
+
+/// Reads the original endpoint's `{"probabilities":[…]}` (or a bare list)
+/// and returns the probability at `positive`.
+pub fn parse_probabilities(text: &str, positive: usize) -> Result<Vec<f64>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| format!("invalid JSON: {e}"))?;
+    let list = value
+        .get("probabilities")
+        .unwrap_or(&value)
+        .as_array()
+        .ok_or("JSON without a `probabilities` array")?;
+    // Some endpoints nest one list per input: [[p0, p1]].
+    let list = match list.first().and_then(|f| f.as_array()) {
+        Some(inner) if list.len() == 1 => inner,
+        _ => list,
+    };
+    let p = list
+        .get(positive)
+        .and_then(|p| p.as_f64())
+        .ok_or_else(|| format!("no probability at position {positive} of {}", list.len()))?;
+    check_probabilities(vec![p])
+}
+
+fn check_probabilities(scores: Vec<f64>) -> Result<Vec<f64>, String> {
     match scores.iter().find(|s| !(0.0..=1.0).contains(*s)) {
         Some(s) => Err(format!("score {s} is not a probability")),
         None => Ok(scores),
@@ -180,19 +358,104 @@ mod tests {
     }
 
     #[test]
-    fn payloads_respect_rows_and_bytes() {
-        let rows: Vec<String> = (0..1200).map(|i| format!("{i},1,2")).collect();
-        let p = split_payloads(&rows, 500, usize::MAX);
+    fn probabilities_of_the_original_contract() {
+        assert_eq!(
+            parse_probabilities(r#"{"probabilities":[0.2,0.8]}"#, 1).unwrap(),
+            [0.8]
+        );
+        assert_eq!(
+            parse_probabilities(r#"{"probabilities":[0.2,0.8]}"#, 0).unwrap(),
+            [0.2]
+        );
+        assert_eq!(parse_probabilities(r#"[[0.3,0.7]]"#, 1).unwrap(), [0.7]);
+        assert!(parse_probabilities(r#"{"probabilities":[0.2]}"#, 1).is_err());
+        assert!(parse_probabilities("nope", 1).is_err());
+    }
+
+    fn rows(n: usize) -> Vec<Vec<f32>> {
+        (0..n).map(|i| vec![i as f32, f32::NAN, 2.5]).collect()
+    }
+
+    #[test]
+    fn csv_payloads_respect_rows_and_bytes() {
+        let owned = rows(1200);
+        let rows: Vec<&[f32]> = owned.iter().map(Vec::as_slice).collect();
+        let p = split_csv(&rows, 500, usize::MAX);
         assert_eq!(
             p.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
             [500, 500, 200]
         );
-        let p = split_payloads(&rows, 500, 100);
+        assert!(p[0].0.starts_with("0,,2.5\n1,,2.5\n"));
+        let p = split_csv(&rows, 500, 100);
         assert!(p.iter().all(|(b, _)| b.len() <= 100));
         assert_eq!(p.iter().map(|(_, n)| n).sum::<usize>(), 1200);
         assert_eq!(
             p.iter().map(|(b, _)| b.lines().count()).sum::<usize>(),
             1200
         );
+    }
+
+    #[test]
+    fn json_payloads_are_valid_and_bounded() {
+        let owned = rows(1200);
+        let rows: Vec<&[f32]> = owned.iter().map(Vec::as_slice).collect();
+        let p = split_json(&rows, 500, 4000);
+        assert_eq!(p.iter().map(|(_, n)| n).sum::<usize>(), 1200);
+        for (body, n) in &p {
+            assert!(body.len() <= 4000);
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            let instances = v["instances"].as_array().unwrap();
+            assert_eq!(instances.len(), *n);
+            assert!(
+                instances[0]["features"][1].is_null(),
+                "missing is null, never 0"
+            );
+        }
+    }
+
+    /// The CSV the endpoint receives carries exactly the features the model
+    /// was trained on: every value of the training-time parity rows (with
+    /// their missing values) survives the trip through the CSV text bit for
+    /// bit, in the model's column order.
+    #[test]
+    fn csv_rows_carry_the_trained_features_exactly() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
+        let parity: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(parity["feature_names"], serde_json::json!(FEATURE_NAMES));
+        let rows: Vec<Vec<f32>> = parity["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
+                    .collect()
+            })
+            .collect();
+        assert!(
+            rows.iter().any(|r| r.iter().any(|v| v.is_nan())),
+            "the sample has missing values"
+        );
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let (body, n) = &split_csv(&refs, usize::MAX, usize::MAX)[0];
+        assert_eq!(*n, rows.len());
+        for (line, row) in body.lines().zip(&rows) {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells.len(), FEATURE_NAMES.len());
+            for (cell, want) in cells.iter().zip(row) {
+                if want.is_nan() {
+                    assert_eq!(*cell, "", "missing is an empty cell");
+                } else {
+                    assert_eq!(
+                        cell.parse::<f32>().unwrap().to_bits(),
+                        want.to_bits(),
+                        "{cell}"
+                    );
+                }
+            }
+        }
     }
 }

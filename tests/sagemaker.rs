@@ -1,0 +1,162 @@
+//! The `sagemaker` backend against the emulator's SageMaker runtime, whose
+//! answers a test queues (`/moto-api/static/sagemaker/endpoint-results`):
+//! CSV and JSON batches, the original one-line `text` contract, a broken
+//! endpoint (never stored as a prediction), and `store-unknown`.
+
+mod common;
+
+use common::{Moto, moto_api_post};
+use fleetwatch::inference::embedded::EmbeddedModel;
+use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
+use fleetwatch::inference::{Label, OnError, Predictor};
+use fleetwatch::telemetry::{LineParser, Reading};
+
+const ENDPOINT: &str = "fleet-endpoint";
+
+fn readings() -> (Vec<Reading>, Vec<String>) {
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                "{{\"device_id\":\"SM1\",\"timestamp\":{},\"engine_temp_c\":{},\"rpm\":2100,\"oil_pressure_kpa\":310}}",
+                1_760_000_000 + i * 30,
+                95 + i * 5
+            )
+        })
+        .collect();
+    let (parser, _) = LineParser::detect(&lines[0]);
+    (
+        lines.iter().map(|l| parser.parse(l).unwrap()).collect(),
+        lines,
+    )
+}
+
+async fn queue_answers(moto: &Moto, bodies: &[&str], content_type: &str) {
+    let results: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::json!({"Body": b, "ContentType": content_type, "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}))
+        .collect();
+    moto_api_post(
+        &moto.endpoint,
+        "/moto-api/static/sagemaker/endpoint-results",
+        &serde_json::json!({ "region": common::REGION, "results": results }),
+    )
+    .await;
+}
+
+async fn predictor(moto: &Moto, format: RequestFormat) -> Predictor {
+    let clients = moto.clients().await;
+    Predictor::SageMaker(SageMakerPredictor::new(
+        clients.sagemaker,
+        ENDPOINT.into(),
+        format,
+        0.94,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_batches_get_one_score_per_row() {
+    let moto = Moto::start();
+    queue_answers(&moto, &["0.97\n0.12\n0.5\n"], "text/csv").await;
+    let (readings, raw) = readings();
+    let p = predictor(&moto, RequestFormat::Csv)
+        .await
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.iter().map(|p| p.label).collect::<Vec<_>>(),
+        [Label::Positive, Label::Negative, Label::Negative]
+    );
+    assert_eq!(p[0].score, 0.97);
+    assert_eq!(p[0].model, "sagemaker:fleet-endpoint");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_answers_are_read_too() {
+    let moto = Moto::start();
+    queue_answers(
+        &moto,
+        &[r#"{"predictions":[{"score":0.2},{"score":0.99},{"score":0.3}]}"#],
+        "application/json",
+    )
+    .await;
+    let (readings, raw) = readings();
+    let p = predictor(&moto, RequestFormat::Json)
+        .await
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p[1].label, Label::Positive);
+    assert_eq!(p[2].score, 0.3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_text_contract_one_line_per_call() {
+    let moto = Moto::start();
+    // One answer per distinct line; all alike, as calls run concurrently.
+    let answer = r#"{"probabilities":[0.04,0.96]}"#;
+    queue_answers(&moto, &[answer, answer, answer], "application/json").await;
+    let (readings, raw) = readings();
+    let format = RequestFormat::Text {
+        labels: vec!["NEGATIVE".into(), "POSITIVE".into()],
+    };
+    let p = predictor(&moto, format)
+        .await
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.len(), 3);
+    assert!(
+        p.iter()
+            .all(|p| p.label == Label::Positive && p.score == 0.96)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_endpoint_is_an_error_or_an_explicit_unknown() {
+    let moto = Moto::start();
+    // No answer queued: the emulator answers `body`, which is no score.
+    let (readings, raw) = readings();
+    let sagemaker = predictor(&moto, RequestFormat::Csv).await;
+    let err = sagemaker
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("fleet-endpoint"), "{err}");
+    let unknown = sagemaker
+        .predict(&readings, &raw, OnError::StoreUnknown)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        unknown
+            .iter()
+            .all(|p| p.label == Label::Unknown && p.score.is_nan())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagemaker_serving_the_same_model_agrees_with_the_embedded_backend() {
+    let moto = Moto::start();
+    let (readings, raw) = readings();
+    // What the built-in XGBoost container serving models/fleetwatch.json
+    // answers for these rows is what the evaluator computes (the evaluator
+    // matches xgboost within 1e-6, see src/inference/xgboost.rs).
+    let embedded = EmbeddedModel::builtin().unwrap();
+    let expected = embedded.predict(&readings).unwrap();
+    let body: String = expected.iter().map(|p| format!("{}\n", p.score)).collect();
+    queue_answers(&moto, &[&body], "text/csv").await;
+    let from_endpoint = predictor(&moto, RequestFormat::Csv)
+        .await
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    for (a, b) in expected.iter().zip(&from_endpoint) {
+        assert_eq!(a.label, b.label);
+        assert!((a.score - b.score).abs() < 1e-9);
+    }
+}
