@@ -331,3 +331,105 @@ fn a_bad_setting_is_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FLEETWATCH_ALERT_COOLDOWN"), "{stderr}");
 }
+
+/// Every file and its reading count under `dir` (ground truth excluded).
+fn simulated(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n != "ground_truth.json") {
+                let key = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((key, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_fleet_uploaded_to_s3_is_stored_reading_for_reading() {
+    let args = [
+        "simulate",
+        "--vehicles",
+        "3",
+        "--hours",
+        "2",
+        "--interval",
+        "60s",
+        "--seed",
+        "11",
+        "--format",
+        "csv",
+        "--gzip",
+    ];
+    // Deterministic: the same seed writes the same bytes.
+    let dirs: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| std::env::temp_dir().join(format!("fleetwatch-sim-{}-{i}", std::process::id())))
+        .collect();
+    for dir in &dirs {
+        let status = Command::new(BIN)
+            .args(args)
+            .arg("--out")
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let files = simulated(&dirs[0]);
+    assert_eq!(files, simulated(&dirs[1]));
+    assert!(files.len() >= 6, "one file per vehicle per hour");
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("ground_truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["vehicles"].as_array().unwrap().len(), 3);
+    // Readings = data rows of every (gzip CSV) file.
+    let expected: usize = files
+        .iter()
+        .map(|(_, bytes)| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+                &mut text,
+            )
+            .unwrap();
+            text.lines().count() - 1
+        })
+        .sum();
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    let moto = Moto::start();
+    let exports = bootstrap(&moto);
+    let stack = stack_for(&moto, &exports).await;
+    let _worker = WorkerProcess::start(&moto, &exports, &[]);
+    let target = format!("s3://{}/incoming/", stack.resources.bucket);
+    let status = Command::new(BIN)
+        .args(args)
+        .args(["--upload", &target])
+        .envs(moto.env())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("every simulated reading", WAIT, || async {
+        (stack.items().await.len() == expected).then_some(())
+    })
+    .await;
+    wait_for("the queue to drain", WAIT, || async {
+        (stack.queue_depth().await == (0, 0)).then_some(())
+    })
+    .await;
+    let items = stack.items().await;
+    assert!(
+        items.values().all(|i| i.contains_key("prediction")),
+        "every reading is predicted"
+    );
+}
