@@ -124,19 +124,8 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
     let dupes = "device_id:DUP, timestamp:2025-11-15T10:00:00Z, engine_temp_c:90\n\
                  device_id:DUP, timestamp:2025-11-15T10:00:00Z, engine_temp_c:91\n";
     stack.put_object("bad/duplicates.txt", dupes).await;
-    let wrong_types: String = [
-        "speed_kmph",
-        "rpm",
-        "engine_temp_c",
-        "coolant_temp_c",
-        "oil_pressure_kpa",
-        "battery_voltage",
-        "vibration_mm_s",
-        "fuel_level_percent",
-        "gps_latitude",
-        "gps_longitude",
-        "odometer_km",
-    ]
+    // Every known numeric field given a word instead of a number.
+    let wrong_types: String = fleetwatch::telemetry::NUMERIC_FIELDS
     .iter()
     .map(|f| {
         format!(
@@ -215,7 +204,7 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
     assert!(value(m::RECORDS_REJECTED, &[("reason", "invalid_utf8")]) > 1.0);
     assert_eq!(
         value(m::RECORDS_REJECTED, &[("reason", "invalid_field")]),
-        11.0
+        fleetwatch::telemetry::NUMERIC_FIELDS.len() as f64
     );
     assert_eq!(
         value(m::RECORDS_REJECTED, &[("reason", "invalid_device_id")]),
