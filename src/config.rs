@@ -439,9 +439,10 @@ fn parse_gzip_ratio(s: &str) -> Result<u64, String> {
     parse_bounded(s, 2, 100_000, "FLEETWATCH_MAX_GZIP_RATIO").map(|n| n as u64)
 }
 
+/// An empty value (as a deployment template may set) means no quarantine.
 fn parse_quarantine_prefix(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.starts_with('/') || s.len() > 512 {
-        Err("FLEETWATCH_QUARANTINE_PREFIX: expected a key prefix such as `quarantine/` (not empty, no leading /)".into())
+    if s.starts_with('/') || s.len() > 512 {
+        Err("FLEETWATCH_QUARANTINE_PREFIX: expected a key prefix such as `quarantine/` (no leading /), or nothing".into())
     } else {
         Ok(s.to_owned())
     }

@@ -72,9 +72,9 @@ variable "table_name" {
 }
 
 variable "table_ttl_attribute" {
-  description = "Name of a Number attribute holding an epoch-seconds expiry; \"\" disables TTL."
+  description = "Name of a Number attribute holding an epoch-seconds expiry; \"\" disables TTL. The worker's alert-ledger items carry expires_at (readings carry none and never expire)."
   type        = string
-  default     = ""
+  default     = "expires_at"
 }
 
 variable "deletion_protection" {
