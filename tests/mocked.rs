@@ -17,7 +17,10 @@ fn items(n: usize) -> Vec<HashMap<String, AttributeValue>> {
         .map(|i| {
             HashMap::from([
                 ("device_id".to_owned(), AttributeValue::S("V1".into())),
-                ("timestamp".to_owned(), AttributeValue::S(format!("2025-10-19T22:{:02}:00.000Z", i % 60))),
+                (
+                    "timestamp".to_owned(),
+                    AttributeValue::S(format!("2025-10-19T22:{:02}:00.000Z", i % 60)),
+                ),
             ])
         })
         .collect()
@@ -26,22 +29,36 @@ fn items(n: usize) -> Vec<HashMap<String, AttributeValue>> {
 fn unprocessed(n: usize) -> BatchWriteItemOutput {
     let requests = items(n)
         .into_iter()
-        .map(|item| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build())
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
         .collect();
-    BatchWriteItemOutput::builder().unprocessed_items(TABLE, requests).build()
+    BatchWriteItemOutput::builder()
+        .unprocessed_items(TABLE, requests)
+        .build()
 }
 
 #[tokio::test(start_paused = true)]
 async fn unprocessed_items_are_retried_until_written() {
     let partial = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| unprocessed(5));
     let rest = mock!(aws_sdk_dynamodb::Client::batch_write_item)
-        .match_requests(|r| r.request_items().and_then(|i| i.get(TABLE)).is_some_and(|w| w.len() == 5))
+        .match_requests(|r| {
+            r.request_items()
+                .and_then(|i| i.get(TABLE))
+                .is_some_and(|w| w.len() == 5)
+        })
         .then_output(|| BatchWriteItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&partial, &rest]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
     store.write(items(20)).await.unwrap();
     assert_eq!(partial.num_calls(), 1);
-    assert_eq!(rest.num_calls(), 1, "only the unprocessed items are sent again");
+    assert_eq!(
+        rest.num_calls(),
+        1,
+        "only the unprocessed items are sent again"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -60,7 +77,9 @@ async fn items_that_stay_unprocessed_fail_the_write() {
 async fn throttling_fails_the_write_so_the_message_is_retried() {
     let throttled = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_error(|| {
         BatchWriteItemError::ProvisionedThroughputExceededException(
-            ProvisionedThroughputExceededException::builder().message("slow down").build(),
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .build(),
         )
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod fault_proxy;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
