@@ -83,14 +83,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     let sdk = aws::load().await;
     let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
 
-    let queue = fleetwatch::preflight::check(
-        &clients.sqs,
-        &clients.dynamodb,
-        &settings.queue_url,
-        &settings.table,
-    )
-    .await
-    .context("start-up check failed")?;
+    let queue = preflight(&clients, &settings).await?;
     match queue.max_receive_count {
         Some(n) => tracing::info!(
             max_receive_count = n,
@@ -183,6 +176,42 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
     server_stop.cancel();
     let _ = server.await;
     Ok(())
+}
+
+/// Runs the start-up checks until they pass. A missing permission or
+/// resource stops the worker; a transient failure (an outage) is retried
+/// with backoff, so the task does not enter a restart loop.
+async fn preflight(
+    clients: &aws::Clients,
+    settings: &WorkerSettings,
+) -> anyhow::Result<fleetwatch::preflight::QueueInfo> {
+    let mut backoff = fleetwatch::backoff::Backoff::new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(30),
+    );
+    loop {
+        match fleetwatch::preflight::check(
+            &clients.sqs,
+            &clients.dynamodb,
+            &settings.queue_url,
+            &settings.table,
+        )
+        .await
+        {
+            Ok(info) => return Ok(info),
+            Err(e) if e.is_fatal() => {
+                return Err(anyhow::Error::new(e).context("start-up check failed"));
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "start-up check failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted during the start-up checks"),
+                }
+            }
+        }
+    }
 }
 
 /// The prediction backend. The model (built in, or FLEETWATCH_MODEL) is

@@ -27,6 +27,13 @@ pub enum PreflightError {
         resource: String,
         message: String,
     },
+    #[error("{resource} does not exist ({action}): {message}")]
+    NotFound {
+        action: &'static str,
+        resource: String,
+        message: String,
+    },
+    /// Throttling, 5xx, network: may succeed if tried again.
     #[error("{action} on {resource} failed: {message}")]
     Call {
         action: &'static str,
@@ -35,25 +42,47 @@ pub enum PreflightError {
     },
 }
 
+impl PreflightError {
+    /// Whether trying again cannot help: the configuration or the role
+    /// must change. Anything else is retried, so an outage at start-up
+    /// does not turn into a restart loop.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, PreflightError::Call { .. })
+    }
+}
+
 fn classify<E>(action: &'static str, resource: &str, e: &E) -> PreflightError
 where
     E: ProvideErrorMetadata + std::error::Error,
 {
     let message = DisplayErrorContext(e).to_string();
     let code = e.code().unwrap_or_default();
+    let resource = resource.to_owned();
     let denied = code.contains("AccessDenied")
         || code == "UnauthorizedOperation"
         || message.contains("not authorized");
+    let missing = matches!(
+        code,
+        "ResourceNotFoundException"
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.NonExistentQueue"
+    );
     if denied {
         PreflightError::Permission {
             action,
-            resource: resource.to_owned(),
+            resource,
+            message,
+        }
+    } else if missing {
+        PreflightError::NotFound {
+            action,
+            resource,
             message,
         }
     } else {
         PreflightError::Call {
             action,
-            resource: resource.to_owned(),
+            resource,
             message,
         }
     }
@@ -140,6 +169,12 @@ mod tests {
             "t",
             &error("ResourceNotFoundException", "no table"),
         );
-        assert!(matches!(e, PreflightError::Call { .. }));
+        assert!(matches!(e, PreflightError::NotFound { .. }) && e.is_fatal());
+        let e = classify(
+            "sqs:GetQueueAttributes",
+            "q",
+            &error("ServiceUnavailable", "later"),
+        );
+        assert!(!e.is_fatal(), "an outage is retried, not fatal");
     }
 }

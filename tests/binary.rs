@@ -315,7 +315,7 @@ async fn a_missing_table_stops_the_worker_at_start_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("dynamodb:Query on no-such-table"),
+        stderr.contains("no-such-table does not exist (dynamodb:Query)"),
         "{stderr}"
     );
 }

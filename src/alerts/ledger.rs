@@ -31,10 +31,13 @@
 //! - Killed after the claim, before publishing: the claim goes stale after
 //!   the lease and the redelivered message takes it over and publishes. The
 //!   alert is late, never lost.
-//! - Killed after publishing, before confirming: the same takeover publishes
-//!   the alert a second time. This window is one DynamoDB write long; it is
-//!   the one place an alert can be duplicated, and the choice is deliberate:
-//!   a duplicate alert is better than a lost one.
+//! - Killed after SNS accepted the alert, before the confirmation landed: the
+//!   same takeover publishes the alert a second time. The window spans the
+//!   `PublishBatch` call in flight and the confirmations (made concurrently,
+//!   each retried for up to half the lease, so a failing `UpdateItem` alone
+//!   does not reopen it). It is the one place an alert can be duplicated,
+//!   and the choice is deliberate: a duplicate alert is better than a lost
+//!   one.
 //! - Killed after confirming, before the SQS message is deleted: the replay
 //!   finds `sent` and publishes nothing.
 
@@ -45,6 +48,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::Alert;
+use crate::backoff::Backoff;
 use crate::telemetry::Timestamp;
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
@@ -171,20 +175,35 @@ impl AlertLedger {
         }
     }
 
-    /// Step 3 of the protocol: the alert was accepted by SNS.
+    /// Step 3 of the protocol: the alert was accepted by SNS. Retried with
+    /// backoff for up to half the lease: until it lands, a redelivery would
+    /// publish the alert again.
     pub async fn confirm(&self, alert: &Alert) -> Result<(), LedgerError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(alert)))
-            .update_expression("SET #state = :sent, sent_at = :now")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
-            .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error("UpdateItem", &e))
+        let started = std::time::Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(self.key(alert)))
+                .update_expression("SET #state = :sent, sent_at = :now")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()))
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let delay = backoff.next_delay();
+            if started.elapsed() + delay > self.lease / 2 {
+                return Err(self.error("UpdateItem", &e));
+            }
+            tracing::warn!(device_id = %alert.device_id, rule = %alert.rule, error = %DisplayErrorContext(&e), "confirming a published alert failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     fn error<E: std::error::Error>(&self, operation: &'static str, e: &E) -> LedgerError {

@@ -12,6 +12,8 @@ pub mod rules;
 
 use std::collections::BTreeMap;
 
+use futures_util::StreamExt;
+
 use crate::inference::{Label, Prediction};
 use crate::telemetry::{Reading, Timestamp};
 use rules::AlertRule;
@@ -42,13 +44,26 @@ impl AlertSink {
             }
         }
         let outcome = self.publisher.publish(&claimed).await;
+        // Confirm every accepted alert, all at once and each with retries,
+        // before reporting any error: an accepted alert left unconfirmed
+        // would be published again by the redelivery.
+        let mut confirms = futures_util::stream::FuturesUnordered::new();
         for &i in &outcome.accepted {
             if let Some(alert) = claimed.get(i) {
-                self.ledger.confirm(alert).await?;
+                confirms.push(self.ledger.confirm(alert));
+            }
+        }
+        let mut confirm_error = None;
+        while let Some(result) = confirms.next().await {
+            if let Err(e) = result {
+                confirm_error.get_or_insert(e);
             }
         }
         if let Some(e) = outcome.error {
             return Err(e);
+        }
+        if let Some(e) = confirm_error {
+            return Err(e.into());
         }
         if busy > 0 {
             return Err(publisher::AlertError::Busy { count: busy });
