@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod aws;
 pub mod backoff;
 pub mod bootstrap;
+pub mod breaker;
 pub mod config;
 pub mod health;
 pub mod inference;

@@ -29,6 +29,7 @@ pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_tota
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
 pub const INFERENCE_UNKNOWN: &str = "fleetwatch_inference_unknown_total";
 pub const MESSAGES_IN_FLIGHT: &str = "fleetwatch_messages_in_flight";
+pub const SQS_RECEIVE_PAUSED: &str = "fleetwatch_sqs_receive_paused";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
@@ -123,6 +124,10 @@ pub fn describe() {
         Unit::Count,
         "Messages being processed now"
     );
+    describe_gauge!(
+        SQS_RECEIVE_PAUSED,
+        "1 while receiving is paused because messages fail (a dependency is down), else 0"
+    );
     describe_histogram!(
         OBJECT_DURATION,
         Unit::Seconds,
@@ -139,6 +144,7 @@ pub fn describe() {
         "Time from a message being sent to the queue to its receipt"
     );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
+    gauge!(SQS_RECEIVE_PAUSED).set(0.0);
 }
 
 pub fn messages_received(n: usize) {
@@ -171,6 +177,10 @@ pub fn visibility_extended() {
 
 pub fn queue_lag(lag: Duration) {
     histogram!(QUEUE_LAG).record(lag.as_secs_f64());
+}
+
+pub fn receive_paused(paused: bool) {
+    gauge!(SQS_RECEIVE_PAUSED).set(if paused { 1.0 } else { 0.0 });
 }
 
 pub fn in_flight(delta: f64) {

@@ -8,6 +8,10 @@
 //! makes its message visible again (`ChangeMessageVisibility` 0) so another
 //! worker takes it immediately instead of after the visibility timeout.
 //! Dropping work half-way is safe because every write is idempotent.
+//!
+//! While messages fail, the [`Breaker`] pauses receiving (with an
+//! occasional single-message probe), so an outage of a dependency does not
+//! burn through the messages' receive counts into the dead-letter queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::breaker::{Breaker, Gate};
 use crate::health::Health;
 use crate::metrics;
 use crate::notification::{self, Notification};
@@ -51,6 +56,7 @@ pub struct Worker {
     pipeline: Arc<Pipeline>,
     settings: LoopSettings,
     health: Health,
+    breaker: Arc<Breaker>,
 }
 
 /// What a message task needs; cheap to clone into each task.
@@ -60,6 +66,7 @@ struct TaskContext {
     pipeline: Arc<Pipeline>,
     queue_url: Arc<str>,
     health: Health,
+    breaker: Arc<Breaker>,
     visibility_timeout: Duration,
     retry_base: Duration,
 }
@@ -72,6 +79,7 @@ impl Worker {
         health: Health,
     ) -> Self {
         Worker {
+            breaker: Arc::new(Breaker::default()),
             sqs,
             pipeline,
             settings,
@@ -91,6 +99,7 @@ impl Worker {
             pipeline: self.pipeline.clone(),
             queue_url: self.settings.queue_url.as_str().into(),
             health: self.health.clone(),
+            breaker: self.breaker.clone(),
             visibility_timeout: self.settings.visibility_timeout,
             retry_base: self.settings.retry_base,
         };
@@ -98,6 +107,29 @@ impl Worker {
         tracing::info!(queue_url = %self.settings.queue_url, concurrency = self.settings.concurrency, "worker started");
 
         loop {
+            // While messages fail (a dependency is down), receive only an
+            // occasional probe: see `breaker`.
+            let probing = match self.breaker.gate() {
+                Gate::Closed => false,
+                Gate::Probing => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.breaker.changed() => continue,
+                    }
+                }
+                Gate::PausedUntil(until) => {
+                    tracing::info!(resume_in = ?until.saturating_duration_since(tokio::time::Instant::now()),
+                        "messages are failing: receiving is paused, then one message is tried");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep_until(until) => {}
+                    }
+                    if self.breaker.gate() != Gate::Closed {
+                        self.breaker.start_probe();
+                    }
+                    true
+                }
+            };
             // Wait for a free slot before asking for work, so a message is
             // never received that cannot start at once.
             let first = tokio::select! {
@@ -107,7 +139,11 @@ impl Worker {
                     Err(_) => break, // the semaphore is never closed
                 },
             };
-            let free = (1 + permits.available_permits()).min(MAX_RECEIVE);
+            let free = if probing {
+                1
+            } else {
+                (1 + permits.available_permits()).min(MAX_RECEIVE)
+            };
             let received = tokio::select! {
                 // Dropping an in-flight receive is harmless: any message it
                 // took reappears after its visibility timeout.
@@ -133,6 +169,9 @@ impl Worker {
                 }
             };
             metrics::messages_received(messages.len());
+            if probing && messages.is_empty() {
+                self.breaker.probe_found_nothing();
+            }
             let mut first = Some(first);
             for message in messages {
                 let permit = match first.take() {
@@ -277,11 +316,13 @@ async fn handle_message(
         result = work => match result {
             Ok(()) => {
                 ctx.health.dependencies_ok();
+                ctx.breaker.success();
                 delete(&ctx, &receipt, &message_id).await
             }
             Err(e) => {
                 metrics::message_failed(e.reason());
                 ctx.health.dependency_failed(e.reason());
+                ctx.breaker.failure();
                 let delay = retry_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
