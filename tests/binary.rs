@@ -4,159 +4,31 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Moto, Stack, free_port, parse_metric, wait_for};
+use common::process::{BIN, WorkerProcess, bootstrap};
+use common::{Moto, free_port, parse_metric, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleetwatch");
 const FLEET_DATA: &[u8] = include_bytes!("data/fleet_data.txt");
 const WAIT: Duration = Duration::from_secs(90);
 
-/// A worker process, killed on drop if still running.
-struct WorkerProcess {
-    child: Child,
-    metrics_url: String,
-}
-
-impl WorkerProcess {
-    fn start(moto: &Moto, exports: &[(String, String)], extra: &[(&str, &str)]) -> WorkerProcess {
-        let port = free_port();
-        let mut command = Command::new(BIN);
-        command
-            .arg("worker")
-            .envs(moto.env())
-            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("FLEETWATCH_METRICS_ADDR", format!("127.0.0.1:{port}"))
-            .env("FLEETWATCH_LOG_FORMAT", "json")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = command.spawn().expect("start the worker");
-        WorkerProcess {
-            child,
-            metrics_url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let url = format!("{}/readyz", self.metrics_url);
-        wait_for("/readyz", WAIT, || async {
-            fleetwatch::health::probe(&url, Duration::from_secs(2))
-                .await
-                .ok()
-        })
-        .await;
-    }
-
-    async fn metrics(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let authority = self.metrics_url.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-        stream
-            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.unwrap();
-        assert!(
-            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
-            "{text}"
-        );
-        text
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        wait_for("the worker to exit", timeout, || {
-            let status = self.child.try_wait().unwrap();
-            async move { status }
-        })
-        .await
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `fleetwatch bootstrap` and returns its `export K=V` lines.
-fn bootstrap(moto: &Moto) -> Vec<(String, String)> {
-    let output = Command::new(BIN)
-        .arg("bootstrap")
-        .envs(moto.env())
-        .output()
-        .expect("run bootstrap");
-    assert!(
-        output.status.success(),
-        "bootstrap failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let exports: Vec<(String, String)> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_end_to_end() {
+    let moto = Moto::start();
+    let setup = bootstrap(&moto);
     for wanted in [
         "FLEETWATCH_BUCKET",
         "FLEETWATCH_QUEUE_URL",
         "FLEETWATCH_TABLE",
         "FLEETWATCH_ALERT_TOPIC_ARN",
     ] {
-        assert!(
-            exports.iter().any(|(k, _)| k == wanted),
-            "{wanted} missing from:\n{stdout}"
-        );
+        assert!(!setup.get(wanted).is_empty(), "{wanted}");
     }
     // Idempotent: a second run succeeds and prints the same.
-    let again = Command::new(BIN)
-        .arg("bootstrap")
-        .envs(moto.env())
-        .output()
-        .unwrap();
-    assert!(again.status.success());
-    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
-    exports
-}
-
-/// The stack as the binary's bootstrap created it (default names).
-async fn stack_for(moto: &Moto, exports: &[(String, String)]) -> Stack {
-    let get = |k: &str| {
-        exports
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    };
-    let clients = moto.clients().await;
-    let resources = fleetwatch::bootstrap::Resources {
-        bucket: get("FLEETWATCH_BUCKET"),
-        queue_url: get("FLEETWATCH_QUEUE_URL"),
-        dead_letter_queue_url: String::new(),
-        table: get("FLEETWATCH_TABLE"),
-        topic_arn: get("FLEETWATCH_ALERT_TOPIC_ARN"),
-    };
-    Stack::attach(clients, resources).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_end_to_end() {
-    let moto = Moto::start();
-    let exports = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports).await;
-    let mut worker = WorkerProcess::start(&moto, &exports, &[]);
+    assert_eq!(bootstrap(&moto).stdout, setup.stdout);
+    let stack = setup.stack(&moto).await;
+    let mut worker = WorkerProcess::start(&moto, &setup, &[]);
     worker.wait_ready().await;
     let health = fleetwatch::health::probe(
         &format!("{}/healthz", worker.metrics_url),
@@ -180,7 +52,7 @@ async fn the_binary_end_to_end() {
     .await;
 
     let text = wait_for("the metrics", WAIT, || async {
-        let text = worker.metrics().await;
+        let text = worker.metrics().await?;
         let alerts = parse_metric(
             &text,
             "fleetwatch_alerts_published_total",
@@ -227,16 +99,15 @@ async fn the_binary_end_to_end() {
         "{alerts:#?}"
     );
 
-    worker.terminate();
-    let status = worker.wait_exit(Duration::from_secs(30)).await;
+    let status = worker.terminate().await;
     assert!(status.success(), "graceful exit: {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
     let moto = Moto::start();
-    let exports = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports).await;
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
     const READINGS: usize = 8_000;
     let mut body = String::with_capacity(READINGS * 80);
     for i in 0..READINGS {
@@ -250,7 +121,7 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
         ("FLEETWATCH_SHUTDOWN_GRACE", "500ms"),
         ("FLEETWATCH_CONCURRENCY", "1"),
     ];
-    let mut first = WorkerProcess::start(&moto, &exports, &grace);
+    let mut first = WorkerProcess::start(&moto, &setup, &grace);
     first.wait_ready().await;
     stack.put_object("incoming/big.jsonl", body).await;
 
@@ -268,8 +139,7 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
         (scan.count() > 0).then_some(())
     })
     .await;
-    first.terminate();
-    let status = first.wait_exit(Duration::from_secs(30)).await;
+    let status = first.terminate().await;
     assert!(status.success(), "graceful exit: {status:?}");
     let stored_at_stop = stack.items().await.len();
     assert!(
@@ -286,7 +156,7 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
     )
     .await;
 
-    let _second = WorkerProcess::start(&moto, &exports, &[]);
+    let _second = WorkerProcess::start(&moto, &setup, &[]);
     wait_for("every reading", Duration::from_secs(300), || async {
         (stack.items().await.len() == READINGS).then_some(())
     })
@@ -300,11 +170,11 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_table_stops_the_worker_at_start_with_a_clear_message() {
     let moto = Moto::start();
-    let exports = bootstrap(&moto);
+    let setup = bootstrap(&moto);
     let output = Command::new(BIN)
         .arg("worker")
         .envs(moto.env())
-        .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(setup.exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("FLEETWATCH_TABLE", "no-such-table")
         .env(
             "FLEETWATCH_METRICS_ADDR",
@@ -408,9 +278,9 @@ async fn a_simulated_fleet_uploaded_to_s3_is_stored_reading_for_reading() {
     }
 
     let moto = Moto::start();
-    let exports = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports).await;
-    let _worker = WorkerProcess::start(&moto, &exports, &[]);
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
+    let _worker = WorkerProcess::start(&moto, &setup, &[]);
     let target = format!("s3://{}/incoming/", stack.resources.bucket);
     let status = Command::new(BIN)
         .args(args)

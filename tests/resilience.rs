@@ -10,15 +10,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::Select;
 use common::fault_proxy::{FaultConfig, FaultProxy};
-use common::{Moto, Stack, free_port, parse_metric, queue_depth, wait_for};
+use common::process::{Bootstrapped, WorkerProcess, bootstrap};
+use common::{Moto, Stack, parse_metric, queue_depth, wait_for};
 use fleetwatch::simulate::{self, SimConfig, SimFormat};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleetwatch");
 /// Simulated engines run at ~70–95 °C in this fleet: 11 of its 60 objects
 /// break this rule (the default `> 100` would never fire).
 const RULE: &str = "engine_temp_c > 93";
@@ -91,143 +90,19 @@ fn fleet() -> Fleet {
     fleet
 }
 
-/// A worker process, SIGKILLed on drop if still running.
-struct WorkerProcess {
-    child: Child,
-    metrics_url: String,
-}
-
-impl WorkerProcess {
-    /// `endpoint`: where the worker sends every AWS call (the emulator or
-    /// the fault proxy).
-    fn start(
-        moto: &Moto,
-        endpoint: &str,
-        exports: &[(String, String)],
-        extra: &[(&str, &str)],
-    ) -> WorkerProcess {
-        let port = free_port();
-        let child = Command::new(BIN)
-            .arg("worker")
-            .envs(moto.env())
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("FLEETWATCH_METRICS_ADDR", format!("127.0.0.1:{port}"))
-            .env("FLEETWATCH_LOG_FORMAT", "json")
-            .env("FLEETWATCH_ALERT_RULES", RULE)
-            // Killed messages come back after 10 s (the minimum).
-            .env("FLEETWATCH_VISIBILITY_TIMEOUT", "10s")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the worker");
-        WorkerProcess {
-            child,
-            metrics_url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let url = format!("{}/readyz", self.metrics_url);
-        wait_for("/readyz", WAIT, || async {
-            fleetwatch::health::probe(&url, Duration::from_secs(2))
-                .await
-                .ok()
-        })
-        .await;
-    }
-
-    /// The worker's /metrics text, `None` while it is not serving yet.
-    async fn metrics(&self) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let authority = self.metrics_url.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        stream
-            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
-            .await
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
-        (text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200")).then_some(text)
-    }
-
-    /// SIGKILL: no grace, no cleanup, whatever it was doing.
-    fn kill(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "the worker died on its own"
-        );
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        wait_for("the worker to exit", Duration::from_secs(40), || {
-            let status = self.child.try_wait().unwrap();
-            async move { status }
-        })
-        .await
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `fleetwatch bootstrap` against the emulator: its exports and the
-/// dead-letter queue's URL.
-fn bootstrap(moto: &Moto) -> (Vec<(String, String)>, String) {
-    let output = Command::new(BIN)
-        .arg("bootstrap")
-        .envs(moto.env())
-        .output()
-        .expect("run bootstrap");
-    assert!(
-        output.status.success(),
-        "bootstrap failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let exports = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let dlq = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("# dead-letter queue: "))
-        .unwrap_or_else(|| panic!("no dead-letter queue in:\n{stdout}"))
-        .trim()
-        .to_owned();
-    (exports, dlq)
-}
-
-async fn stack_for(moto: &Moto, exports: &[(String, String)], dlq: &str) -> Stack {
-    let get = |k: &str| {
-        exports
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("{k} missing from bootstrap's exports"))
-    };
-    let resources = fleetwatch::bootstrap::Resources {
-        bucket: get("FLEETWATCH_BUCKET"),
-        queue_url: get("FLEETWATCH_QUEUE_URL"),
-        dead_letter_queue_url: dlq.to_owned(),
-        table: get("FLEETWATCH_TABLE"),
-        topic_arn: get("FLEETWATCH_ALERT_TOPIC_ARN"),
-    };
-    Stack::attach(moto.clients().await, resources).await
+/// Starts the worker with every AWS call going to `endpoint` (the emulator
+/// or the fault proxy), the test's alert rule, and a 10 s visibility timeout
+/// (the minimum) so killed messages come back quickly.
+fn start_worker(moto: &Moto, endpoint: &str, setup: &Bootstrapped) -> WorkerProcess {
+    WorkerProcess::start(
+        moto,
+        setup,
+        &[
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("FLEETWATCH_ALERT_RULES", RULE),
+            ("FLEETWATCH_VISIBILITY_TIMEOUT", "10s"),
+        ],
+    )
 }
 
 async fn upload(stack: &Stack, fleet: &Fleet) {
@@ -462,8 +337,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
     let started = Instant::now();
     let fleet = fleet();
     let moto = Moto::start();
-    let (exports, dlq) = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports, &dlq).await;
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
     upload(&stack, &fleet).await;
 
     let mut rng = Rng(7);
@@ -473,7 +348,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
         if stack.queue_depth().await == (0, 0) {
             break; // nothing left to interrupt
         }
-        let mut worker = WorkerProcess::start(&moto, &moto.endpoint, &exports, &[]);
+        let mut worker = start_worker(&moto, &moto.endpoint, &setup);
         // Kill only once this worker is busy: it has taken a message. (The
         // previous worker's messages come back after their 10 s visibility.)
         let busy = wait_for("the worker to take a message", WAIT, || async {
@@ -509,7 +384,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
         "only {kills_with_work_left} SIGKILLs came before the fleet was done"
     );
 
-    let mut last = WorkerProcess::start(&moto, &moto.endpoint, &exports, &[]);
+    let mut last = start_worker(&moto, &moto.endpoint, &setup);
     let alerts = assert_end_state(&stack, &fleet).await;
     let (groups, note) = group_alerts(&alerts, &fleet);
     // The ledger's one documented duplicate window: a worker killed between
@@ -542,10 +417,10 @@ async fn injected_faults_and_latency_on_every_service_lose_nothing() {
     let started = Instant::now();
     let fleet = fleet();
     let moto = Moto::start();
-    let (exports, dlq) = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports, &dlq).await;
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
     let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::new(11)).await;
-    let mut worker = WorkerProcess::start(&moto, &proxy.endpoint, &exports, &[]);
+    let mut worker = start_worker(&moto, &proxy.endpoint, &setup);
     // Faults start once the worker is up: its start-up check
     // (`preflight::check`) exits on any error that outlasts the SDK's
     // retries, transient or not.
@@ -621,10 +496,10 @@ async fn a_dynamodb_outage_deletes_nothing_and_recovers_by_itself() {
     let started = Instant::now();
     let fleet = fleet();
     let moto = Moto::start();
-    let (exports, dlq) = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports, &dlq).await;
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
     let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::new(5)).await;
-    let mut worker = WorkerProcess::start(&moto, &proxy.endpoint, &exports, &[]);
+    let mut worker = start_worker(&moto, &proxy.endpoint, &setup);
     // The outage begins once the worker is up (its start-up check exits
     // during an outage instead of waiting it out): DynamoDB refuses
     // everything, with 5xx and throttling, until healed.
@@ -691,7 +566,7 @@ async fn a_dynamodb_outage_deletes_nothing_and_recovers_by_itself() {
         "nothing could be stored"
     );
     assert_eq!(
-        queue_depth(&stack.clients, &dlq).await,
+        queue_depth(&stack.clients, &setup.dead_letter_queue_url).await,
         (0, 0),
         "nothing dead-lettered yet"
     );
@@ -740,10 +615,10 @@ async fn a_dynamodb_outage_deletes_nothing_and_recovers_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_ledger_confirmation_does_not_publish_the_alert_again() {
     let moto = Moto::start();
-    let (exports, dlq) = bootstrap(&moto);
-    let stack = stack_for(&moto, &exports, &dlq).await;
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
     let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::new(3)).await;
-    let mut worker = WorkerProcess::start(&moto, &proxy.endpoint, &exports, &[]);
+    let mut worker = start_worker(&moto, &proxy.endpoint, &setup);
     worker.wait_ready().await;
     // Only the ledger's confirmations fail (claims are PutItem, readings
     // BatchWriteItem).

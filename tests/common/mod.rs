@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod fault_proxy;
+pub mod process;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
