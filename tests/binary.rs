@@ -99,8 +99,22 @@ async fn the_binary_end_to_end() {
         "{alerts:#?}"
     );
 
+    // The container health check command.
+    let healthcheck = |url: &str| {
+        Command::new(BIN)
+            .args(["healthcheck", "--url", url, "--timeout", "2s"])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(healthcheck(&format!("{}/healthz", worker.metrics_url)));
+
     let status = worker.terminate().await;
     assert!(status.success(), "graceful exit: {status:?}");
+    assert!(
+        !healthcheck(&format!("{}/healthz", worker.metrics_url)),
+        "a stopped worker is unhealthy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

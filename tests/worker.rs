@@ -380,3 +380,55 @@ async fn a_failing_write_leaves_the_message_for_redelivery() {
     assert_eq!(worker.health.readiness(), Ok(()), "recovered by itself");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_object_keeps_its_message_invisible() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    common::install_metrics();
+    let table = stack.resources.table.clone();
+    // A 2 s visibility timeout, far shorter than the object takes: without
+    // the heartbeat the message would be handed out again mid-way.
+    let settings = LoopSettings {
+        queue_url: stack.resources.queue_url.clone(),
+        concurrency: 4,
+        visibility_timeout: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(5),
+        retry_base: Duration::from_secs(1),
+    };
+    let pipeline = pipeline(&stack, Predictor::Disabled, &table);
+    let worker = Worker::new(
+        stack.clients.sqs.clone(),
+        Arc::new(pipeline),
+        settings,
+        Default::default(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+
+    let body: String = (0..3000)
+        .map(|i| {
+            format!(
+                "{{\"device_id\":\"LONG{}\",\"timestamp\":{},\"rpm\":900}}\n",
+                i % 5,
+                1_760_000_000 + i
+            )
+        })
+        .collect();
+    stack.put_object("incoming/long.jsonl", body).await;
+    wait_items(&stack, 3000).await;
+    wait_queue_empty(&stack).await;
+
+    let extensions = common::metric(fleetwatch::metrics::SQS_VISIBILITY_EXTENSIONS, &[]);
+    assert!(
+        extensions >= 1.0,
+        "the heartbeat extended the visibility ({extensions})"
+    );
+    let objects = common::metric(fleetwatch::metrics::OBJECTS_PROCESSED, &[("outcome", "ok")]);
+    assert_eq!(
+        objects, 1.0,
+        "the object was processed once, never handed out again"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
