@@ -23,11 +23,11 @@ WORKDIR /build
 
 # --- dependency-only layer ---
 COPY Cargo.toml Cargo.lock ./
-# (Cargo.toml names the benchmark's file, so a placeholder must exist too.)
+# (Cargo.toml names the benchmarks' files, so placeholders must exist too.)
 RUN mkdir -p src bench \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && echo 'fn main() {}' > bench/evaluator.rs \
+ && for b in evaluator pipeline; do echo 'fn main() {}' > "bench/$b.rs"; done \
  && cargo build --release --locked --bin fleetwatch \
  && rm -rf src bench
 
