@@ -159,6 +159,9 @@ impl Worker {
                 Err(message) => {
                     metrics::receive_error();
                     self.health.set_receive_ok(false);
+                    if probing {
+                        self.breaker.probe_found_nothing();
+                    }
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %message, retry_in = ?delay, "receiving from SQS failed");
                     drop(first);
@@ -237,6 +240,35 @@ fn log_task_end(result: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// Reports a message's outcome to the breaker exactly once. A message
+/// that proves nothing about the dependencies (ignored, returned at
+/// shutdown, a panicked task) still ends a probe, so the loop never waits
+/// on a probe that will not report.
+struct Outcome {
+    breaker: Arc<Breaker>,
+    reported: bool,
+}
+
+impl Outcome {
+    fn success(mut self) {
+        self.reported = true;
+        self.breaker.success();
+    }
+
+    fn failure(mut self) {
+        self.reported = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.breaker.probe_found_nothing();
+        }
+    }
+}
+
 /// Decrements the in-flight gauge however the task ends.
 struct InFlight;
 
@@ -261,6 +293,10 @@ async fn handle_message(
     abort: CancellationToken,
 ) {
     let _in_flight = InFlight::start();
+    let outcome = Outcome {
+        breaker: ctx.breaker.clone(),
+        reported: false,
+    };
     let received_at = Instant::now();
     let message_id = message.message_id().unwrap_or_default().to_owned();
     let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
@@ -316,13 +352,13 @@ async fn handle_message(
         result = work => match result {
             Ok(()) => {
                 ctx.health.dependencies_ok();
-                ctx.breaker.success();
+                outcome.success();
                 delete(&ctx, &receipt, &message_id).await
             }
             Err(e) => {
                 metrics::message_failed(e.reason());
                 ctx.health.dependency_failed(e.reason());
-                ctx.breaker.failure();
+                outcome.failure();
                 let delay = retry_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
@@ -441,6 +477,31 @@ async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_proves_nothing_still_ends() {
+        let breaker = Arc::new(Breaker::default());
+        breaker.failure();
+        breaker.start_probe();
+        assert_eq!(breaker.gate(), Gate::Probing);
+        // An ignored message, a returned one, a panicked task: dropped unreported.
+        drop(Outcome {
+            breaker: breaker.clone(),
+            reported: false,
+        });
+        assert_ne!(
+            breaker.gate(),
+            Gate::Probing,
+            "the loop is not left waiting"
+        );
+        breaker.start_probe();
+        Outcome {
+            breaker: breaker.clone(),
+            reported: false,
+        }
+        .success();
+        assert_eq!(breaker.gate(), Gate::Closed);
+    }
 
     #[test]
     fn retry_delay_grows_and_caps() {
