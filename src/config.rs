@@ -310,7 +310,7 @@ pub struct SimulateSettings {
     /// Fraction of vehicles that develop a failure.
     #[arg(long, default_value_t = 0.3, value_parser = parse_probability)]
     pub failure_rate: f64,
-    /// Start of the simulated period (RFC 3339).
+    /// Start of the simulated period: RFC 3339, or `now` (the current hour).
     #[arg(long, default_value = "2025-10-19T00:00:00Z")]
     pub start: String,
     /// Write the files and ground_truth.json under this directory.

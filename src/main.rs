@@ -281,9 +281,20 @@ async fn run_bootstrap(settings: config::BootstrapSettings) -> anyhow::Result<()
 }
 
 async fn run_simulate(settings: config::SimulateSettings) -> anyhow::Result<()> {
-    let start = fleetwatch::telemetry::parse_timestamp(&settings.start).map_err(|reason| {
-        anyhow::anyhow!("--start {:?}: {reason}; expected RFC 3339", settings.start)
-    })?;
+    let start = if settings.start == "now" {
+        // The current hour, so a demo's data looks live on a dashboard.
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        fleetwatch::telemetry::Timestamp::from_unix_millis((secs - secs.rem_euclid(3600)) * 1000)
+    } else {
+        fleetwatch::telemetry::parse_timestamp(&settings.start).map_err(|reason| {
+            anyhow::anyhow!(
+                "--start {:?}: {reason}; expected RFC 3339 or `now`",
+                settings.start
+            )
+        })?
+    };
     let whole_seconds = |d: std::time::Duration, name: &str| {
         u32::try_from(d.as_secs())
             .ok()
