@@ -280,7 +280,9 @@ def test_no_wildcard_actions_in_terraform(root_module):
 def test_worker_policy_least_privilege(worker_policy):
     expected = {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-        "s3:GetObject", "s3:PutObject",
+        # GetObjectVersion: the bucket is versioned, so notifications name a
+        # version and the worker reads exactly that one.
+        "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
         "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "sns:Publish", "sagemaker:InvokeEndpoint", "kms:Decrypt", "kms:GenerateDataKey",
     }
