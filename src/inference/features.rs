@@ -372,24 +372,13 @@ mod tests {
     /// few simulator objects must be bit-identical to ours.
     #[test]
     fn identical_to_the_python_trainer() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
-        let p: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let p = crate::inference::parity::fixture();
         assert_eq!(p["feature_names"], serde_json::json!(FEATURE_NAMES));
         let fixture = p["feature_fixture"].as_array().unwrap();
         assert!(!fixture.is_empty());
         for obj in fixture {
             let rows = extract(&parse_jsonl(obj["jsonl"].as_str().unwrap()));
-            let want: Vec<f32> = obj["features"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|r| {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
-                })
-                .collect();
+            let want = crate::inference::parity::rows(&obj["features"]);
             assert_eq!(rows.len(), want.len(), "{}", obj["key"]);
             for (i, (a, b)) in rows.iter().zip(&want).enumerate() {
                 assert!(

@@ -11,6 +11,31 @@ pub mod features;
 pub mod sagemaker;
 pub mod xgboost;
 
+/// The training-time parity fixture (`models/fleetwatch.parity.json`),
+/// shared by the evaluator, feature and SageMaker tests.
+#[cfg(test)]
+pub(crate) mod parity {
+    /// The fixture document.
+    pub fn fixture() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// A JSON array of feature rows as row-major `f32`, `null` as NaN.
+    pub fn rows(v: &serde_json::Value) -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
+            })
+            .collect()
+    }
+}
+
 use std::time::Instant;
 
 use crate::metrics;

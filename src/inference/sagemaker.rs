@@ -419,21 +419,11 @@ mod tests {
     /// bit, in the model's column order.
     #[test]
     fn csv_rows_carry_the_trained_features_exactly() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
-        let parity: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let parity = crate::inference::parity::fixture();
         assert_eq!(parity["feature_names"], serde_json::json!(FEATURE_NAMES));
-        let rows: Vec<Vec<f32>> = parity["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
-                    .collect()
-            })
+        let rows: Vec<Vec<f32>> = crate::inference::parity::rows(&parity["rows"])
+            .chunks(FEATURE_NAMES.len())
+            .map(<[f32]>::to_vec)
             .collect();
         assert!(
             rows.iter().any(|r| r.iter().any(|v| v.is_nan())),

@@ -493,34 +493,16 @@ mod tests {
 
     const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.json");
     const META: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.meta.json");
-    const PARITY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
 
     fn committed() -> XgbModel {
         XgbModel::load(Path::new(MODEL), Path::new(META), FEATURE_NAMES).unwrap()
     }
 
-    fn parity() -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(PARITY).unwrap()).unwrap()
-    }
-
-    fn rows_of(v: &serde_json::Value) -> Vec<f32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
-            })
-            .collect()
-    }
-
     #[test]
     fn committed_model_reproduces_xgboost() {
         let m = committed();
-        let p = parity();
-        let rows = rows_of(&p["rows"]);
+        let p = crate::inference::parity::fixture();
+        let rows = crate::inference::parity::rows(&p["rows"]);
         assert!(
             rows.iter().any(|x| x.is_nan()),
             "parity rows must include missing values"
