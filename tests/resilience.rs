@@ -192,44 +192,26 @@ struct Published {
 /// The breach an alert is about: (device, rule, window).
 type BreachId = (String, String, String);
 
-/// Reads (and deletes) every alert in the inbox.
+/// Reads (and deletes) every alert in the inbox, with the time SNS
+/// accepted it.
 async fn drain_alerts(stack: &Stack) -> Vec<Published> {
-    let mut out = Vec::new();
-    loop {
-        let received = stack
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&stack.alert_inbox_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return out;
-        }
-        for m in messages {
-            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            let alert = serde_json::from_str(envelope["Message"].as_str().unwrap())
-                .expect("the sqs form of an alert is JSON");
-            let at_ms = envelope["Timestamp"]
+    stack
+        .drain_alerts()
+        .await
+        .into_iter()
+        .map(|alert| {
+            assert!(
+                alert.get("raw").is_none(),
+                "the sqs form of an alert is JSON: {alert}"
+            );
+            let at_ms = alert["_timestamp"]
                 .as_str()
                 .and_then(|t| fleetwatch::telemetry::parse_timestamp(t).ok())
                 .map(|t| t.unix_millis())
                 .expect("an SNS Timestamp");
-            out.push(Published { alert, at_ms });
-            stack
-                .clients
-                .sqs
-                .delete_message()
-                .queue_url(&stack.alert_inbox_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+            Published { alert, at_ms }
+        })
+        .collect()
 }
 
 /// Groups alerts by breach. The identity is (device, rule, `window_start`)

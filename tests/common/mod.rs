@@ -247,7 +247,8 @@ impl Stack {
     }
 
     /// Reads the alerts that reached the inbox so far (the `sqs` JSON of
-    /// each), deleting them from the inbox.
+    /// each, plus the envelope's `_subject`, `_attributes` and SNS
+    /// `_timestamp`), deleting them from the inbox.
     pub async fn drain_alerts(&self) -> Vec<serde_json::Value> {
         let mut alerts = Vec::new();
         loop {
@@ -270,6 +271,7 @@ impl Stack {
                 let mut alert: serde_json::Value = serde_json::from_str(inner)
                     .unwrap_or_else(|_| serde_json::json!({ "raw": inner }));
                 alert["_subject"] = envelope["Subject"].clone();
+                alert["_timestamp"] = envelope["Timestamp"].clone();
                 alert["_attributes"] = envelope["MessageAttributes"].clone();
                 alerts.push(alert);
                 self.clients
