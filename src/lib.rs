@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod bootstrap;
 pub mod breaker;
 pub mod config;
+pub mod failure;
 pub mod health;
 pub mod inference;
 pub mod metrics;
