@@ -8,12 +8,20 @@
 //! AWS itself (region, endpoint, credentials) is configured through the SDK's
 //! standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credentials
 //! chain), not here.
+//!
+//! **One rule for empty values**: a `FLEETWATCH_*` variable set to the empty
+//! string (what `docker run -e VAR=`, a compose `VAR:` line or a template's
+//! `""` gives) is the same as an unset one: the documented default applies,
+//! and a required setting is refused as missing, naming the variable. An
+//! empty value typed on the command line (`--table ""`) is refused by the
+//! setting's parser, naming the setting. [`parse`] applies the rule to every
+//! setting of every subcommand, so a new setting cannot forget it.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::alerts::rules::AlertRule;
 
@@ -27,6 +35,52 @@ pub struct Cli {
     /// Log output format.
     #[arg(long, env = "FLEETWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Print the settings the command would run with (after defaults,
+    /// environment and validation) and exit, without contacting AWS.
+    #[arg(long, global = true)]
+    pub print_settings: bool,
+}
+
+/// Parses the command line and the `FLEETWATCH_*` environment, applying
+/// the empty-value rule of the module documentation; exits with clap's
+/// message (naming the setting) on a bad setting.
+pub fn parse() -> Cli {
+    match try_parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
+/// [`parse`] for given arguments (the environment is still the process's).
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = ignore_empty_env(Cli::command());
+    let matches: ArgMatches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// Detaches every optional argument from its environment variable when
+/// that variable is set but empty, so clap applies the default as if it
+/// were unset. Required arguments keep theirs: their parser then refuses
+/// the empty value with a message naming the variable.
+fn ignore_empty_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty && !arg.is_required_set() {
+                arg.env(None::<&str>)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(ignore_empty_env)
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +132,8 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_ALERT_COOLDOWN", default_value = "15m", value_parser = parse_cooldown)]
     pub alert_cooldown: Duration,
 
-    /// Comma-separated safety rules, each `field op number` with op one of > >= < <= == !=.
+    /// Comma-separated safety rules, each `field op number` with op one of
+    /// > >= < <= == !=; `none` for no safety rules.
     #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
     pub alert_rules: AlertRules,
 
@@ -98,7 +153,7 @@ pub struct WorkerSettings {
     pub model: Option<std::path::PathBuf>,
 
     /// SageMaker endpoint name (required when FLEETWATCH_INFERENCE=sagemaker).
-    #[arg(long, env = "FLEETWATCH_SAGEMAKER_ENDPOINT")]
+    #[arg(long, env = "FLEETWATCH_SAGEMAKER_ENDPOINT", value_parser = parse_endpoint_name)]
     pub sagemaker_endpoint: Option<String>,
 
     /// Request format for the endpoint: `csv` (the built-in XGBoost
@@ -180,31 +235,19 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Args)]
 pub struct BootstrapSettings {
     /// Bucket the vehicles upload to.
-    #[arg(
-        long,
-        env = "FLEETWATCH_BUCKET",
-        default_value = "fleetwatch-telemetry"
-    )]
+    #[arg(long, env = "FLEETWATCH_BUCKET", default_value = "fleetwatch-telemetry", value_parser = parse_bucket_name)]
     pub bucket: String,
     /// Name of the notification queue (its dead-letter queue gets `-dlq` appended).
-    #[arg(
-        long,
-        env = "FLEETWATCH_QUEUE_NAME",
-        default_value = "fleetwatch-telemetry"
-    )]
+    #[arg(long, env = "FLEETWATCH_QUEUE_NAME", default_value = "fleetwatch-telemetry", value_parser = parse_queue_name)]
     pub queue_name: String,
     /// DynamoDB table for readings.
     #[arg(long, env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
     pub table: String,
     /// SNS topic for alerts.
-    #[arg(
-        long,
-        env = "FLEETWATCH_TOPIC_NAME",
-        default_value = "fleetwatch-alerts"
-    )]
+    #[arg(long, env = "FLEETWATCH_TOPIC_NAME", default_value = "fleetwatch-alerts", value_parser = parse_topic_name)]
     pub topic_name: String,
     /// Receives before a message is moved to the dead-letter queue.
-    #[arg(long, env = "FLEETWATCH_MAX_RECEIVE_COUNT", default_value_t = 5)]
+    #[arg(long, env = "FLEETWATCH_MAX_RECEIVE_COUNT", default_value_t = 5, value_parser = parse_max_receive_count)]
     pub max_receive_count: u32,
     /// Use path-style S3 addressing (see `worker --help`).
     #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
@@ -371,6 +414,9 @@ pub fn s3_path_style(explicit: Option<bool>) -> bool {
 }
 
 fn parse_queue_url(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("FLEETWATCH_QUEUE_URL is empty: it is required; expected a queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/fleetwatch-telemetry".into());
+    }
     if (s.starts_with("https://") || s.starts_with("http://")) && s.len() > 8 {
         Ok(s.to_owned())
     } else {
@@ -389,6 +435,61 @@ fn parse_table_name(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_bucket_name(s: &str) -> Result<String, String> {
+    let ok = (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_BUCKET: expected an S3 bucket name, 3-63 characters of a-z 0-9 - .".into())
+    }
+}
+
+fn parse_queue_name(s: &str) -> Result<String, String> {
+    let ok = (1..=76).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        // 80 is SQS's limit; 4 are left for the dead-letter queue's `-dlq`.
+        Err(
+            "FLEETWATCH_QUEUE_NAME: expected a queue name, 1-76 characters of A-Z a-z 0-9 - _"
+                .into(),
+        )
+    }
+}
+
+fn parse_topic_name(s: &str) -> Result<String, String> {
+    let ok = (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(
+            "FLEETWATCH_TOPIC_NAME: expected a topic name, 1-256 characters of A-Z a-z 0-9 - _"
+                .into(),
+        )
+    }
+}
+
+fn parse_max_receive_count(s: &str) -> Result<u32, String> {
+    parse_bounded(s, 1, 1000, "FLEETWATCH_MAX_RECEIVE_COUNT").map(|n| n as u32)
+}
+
+fn parse_endpoint_name(s: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_SAGEMAKER_ENDPOINT: expected an endpoint name, 1-63 characters of A-Z a-z 0-9 and -".into())
+    }
+}
+
 fn parse_topic_arn(s: &str) -> Result<String, String> {
     if s.starts_with("arn:") && s.split(':').count() == 6 && s.contains(":sns:") {
         Ok(s.to_owned())
@@ -397,7 +498,15 @@ fn parse_topic_arn(s: &str) -> Result<String, String> {
     }
 }
 
+/// `none` switches the safety rules off; an empty list is refused rather
+/// than silently meaning the same.
 fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
+    if s.trim() == "none" {
+        return Ok(AlertRules(Vec::new()));
+    }
+    if s.split(',').all(|p| p.trim().is_empty()) {
+        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100`, or `none`".into());
+    }
     let mut rules = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let rule = AlertRule::from_str(part).map_err(|e| format!("FLEETWATCH_ALERT_RULES: {e}"))?;
@@ -439,10 +548,11 @@ fn parse_gzip_ratio(s: &str) -> Result<u64, String> {
     parse_bounded(s, 2, 100_000, "FLEETWATCH_MAX_GZIP_RATIO").map(|n| n as u64)
 }
 
-/// An empty value (as a deployment template may set) means no quarantine.
+/// Never empty: an empty prefix would make every key a quarantine key (an
+/// empty FLEETWATCH_QUARANTINE_PREFIX is unset, see the module documentation).
 fn parse_quarantine_prefix(s: &str) -> Result<String, String> {
-    if s.starts_with('/') || s.len() > 512 {
-        Err("FLEETWATCH_QUARANTINE_PREFIX: expected a key prefix such as `quarantine/` (no leading /), or nothing".into())
+    if s.is_empty() || s.starts_with('/') || s.len() > 512 {
+        Err("FLEETWATCH_QUARANTINE_PREFIX: expected a key prefix such as `quarantine/` (no leading /); leave it unset for no quarantine".into())
     } else {
         Ok(s.to_owned())
     }

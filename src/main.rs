@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -13,8 +12,7 @@ use fleetwatch::alerts::AlertSink;
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::config::{
-    self, Cli, Command, InferenceBackend, LogFormat, OnInferenceError, SageMakerFormat,
-    WorkerSettings,
+    self, Command, InferenceBackend, LogFormat, OnInferenceError, SageMakerFormat, WorkerSettings,
 };
 use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
 use fleetwatch::inference::{OnError, Predictor, embedded::EmbeddedModel};
@@ -27,7 +25,10 @@ use fleetwatch::worker::{LoopSettings, Worker};
 use fleetwatch::{aws, bootstrap, health};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = config::parse();
+    if cli.print_settings {
+        return print_settings(&cli.command);
+    }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -54,6 +55,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--print-settings`: what the command would run with, after defaults,
+/// the environment and validation; nothing is contacted.
+fn print_settings(command: &Command) -> ExitCode {
+    if let Command::Worker(settings) = command
+        && let Err(e) = settings.validate()
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    println!("{command:#?}");
+    ExitCode::SUCCESS
 }
 
 /// Logs go to stderr (stdout is kept for command output such as

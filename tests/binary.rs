@@ -28,7 +28,16 @@ async fn the_binary_end_to_end() {
     // Idempotent: a second run succeeds and prints the same.
     assert_eq!(bootstrap(&moto).stdout, setup.stdout);
     let stack = setup.stack(&moto).await;
-    let mut worker = WorkerProcess::start(&moto, &setup, &[]);
+    // Empty optional settings, as `docker run -e VAR=` or a template's ""
+    // give, mean unset. (An empty quarantine prefix once made every object
+    // a quarantine object: nothing was stored and every message deleted.)
+    let empty = [
+        ("FLEETWATCH_QUARANTINE_PREFIX", ""),
+        ("FLEETWATCH_SAGEMAKER_ENDPOINT", ""),
+        ("FLEETWATCH_MODEL", ""),
+        ("FLEETWATCH_ALERT_RULES", ""),
+    ];
+    let mut worker = WorkerProcess::start(&moto, &setup, &empty);
     worker.wait_ready().await;
     let health = fleetwatch::health::probe(
         &format!("{}/healthz", worker.metrics_url),
