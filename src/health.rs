@@ -19,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::dependencies::DependencyHealth;
+
 /// Histogram buckets in seconds: from a fast DynamoDB write to a large object.
 const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
@@ -34,9 +36,8 @@ pub struct Health {
 struct HealthState {
     running: AtomicBool,
     receive_failing: AtomicBool,
-    /// Dependencies whose last use failed (`s3`, `dynamodb`, `sns`,
-    /// `inference`), cleared by the next message that succeeds.
-    failing: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
+    /// Which of S3, DynamoDB, SNS and the inference backend are failing.
+    dependencies: DependencyHealth,
 }
 
 impl Health {
@@ -48,18 +49,9 @@ impl Health {
         self.inner.receive_failing.store(!ok, Ordering::Relaxed);
     }
 
-    /// A message failed because of `dependency`.
-    pub fn dependency_failed(&self, dependency: &'static str) {
-        if let Ok(mut failing) = self.inner.failing.lock() {
-            failing.insert(dependency);
-        }
-    }
-
-    /// A message went through: every dependency it needed works.
-    pub fn dependencies_ok(&self) {
-        if let Ok(mut failing) = self.inner.failing.lock() {
-            failing.clear();
-        }
+    /// What the message tasks report of each dependency.
+    pub fn dependencies(&self) -> &DependencyHealth {
+        &self.inner.dependencies
     }
 
     /// `Ok` when ready, else why not.
@@ -70,17 +62,12 @@ impl Health {
         if self.inner.receive_failing.load(Ordering::Relaxed) {
             return Err("degraded: receiving from SQS is failing".into());
         }
-        let failing: Vec<&str> = self
-            .inner
-            .failing
-            .lock()
-            .map(|f| f.iter().copied().collect())
-            .unwrap_or_default();
+        let failing = self.inner.dependencies.failing();
         if failing.is_empty() {
             Ok(())
         } else {
             Err(format!(
-                "degraded: {} failing; messages are left for redelivery",
+                "degraded: {} failing; messages that need it are held and retried",
                 failing.join(", ")
             ))
         }

@@ -29,7 +29,11 @@ pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_tota
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
 pub const INFERENCE_UNKNOWN: &str = "fleetwatch_inference_unknown_total";
 pub const MESSAGES_IN_FLIGHT: &str = "fleetwatch_messages_in_flight";
-pub const SQS_RECEIVE_PAUSED: &str = "fleetwatch_sqs_receive_paused";
+pub const SQS_LEASES_LOST: &str = "fleetwatch_sqs_leases_lost_total";
+pub const STEP_RETRIES: &str = "fleetwatch_step_retries_total";
+pub const MESSAGES_WAITING: &str = "fleetwatch_messages_waiting";
+pub const MESSAGES_PARKED: &str = "fleetwatch_messages_parked";
+pub const DEPENDENCY_FAILING: &str = "fleetwatch_dependency_failing";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
@@ -124,9 +128,29 @@ pub fn describe() {
         Unit::Count,
         "Messages being processed now"
     );
+    describe_counter!(
+        SQS_LEASES_LOST,
+        Unit::Count,
+        "Messages whose visibility could not be extended before it ran out; their work was dropped (another worker redoes it)"
+    );
+    describe_counter!(
+        STEP_RETRIES,
+        Unit::Count,
+        "Steps retried in place while their message is held, by dependency and class (transient, throttled, contention)"
+    );
     describe_gauge!(
-        SQS_RECEIVE_PAUSED,
-        "1 while receiving is paused because messages fail (a dependency is down), else 0"
+        MESSAGES_WAITING,
+        Unit::Count,
+        "Messages held while a step of theirs waits for a failing dependency, by dependency"
+    );
+    describe_gauge!(
+        MESSAGES_PARKED,
+        Unit::Count,
+        "Messages whose readings are stored, waiting only for their alerts to be published (outside FLEETWATCH_CONCURRENCY)"
+    );
+    describe_gauge!(
+        DEPENDENCY_FAILING,
+        "1 while a dependency (s3, dynamodb, sns, inference) is failing, else 0"
     );
     describe_histogram!(
         OBJECT_DURATION,
@@ -144,7 +168,7 @@ pub fn describe() {
         "Time from a message being sent to the queue to its receipt"
     );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
-    gauge!(SQS_RECEIVE_PAUSED).set(0.0);
+    gauge!(MESSAGES_PARKED).set(0.0);
 }
 
 pub fn messages_received(n: usize) {
@@ -179,8 +203,24 @@ pub fn queue_lag(lag: Duration) {
     histogram!(QUEUE_LAG).record(lag.as_secs_f64());
 }
 
-pub fn receive_paused(paused: bool) {
-    gauge!(SQS_RECEIVE_PAUSED).set(if paused { 1.0 } else { 0.0 });
+pub fn lease_lost() {
+    counter!(SQS_LEASES_LOST).increment(1);
+}
+
+pub fn step_retried(dependency: &'static str, class: &'static str) {
+    counter!(STEP_RETRIES, "dependency" => dependency, "class" => class).increment(1);
+}
+
+pub fn messages_waiting(dependency: &'static str, delta: f64) {
+    gauge!(MESSAGES_WAITING, "dependency" => dependency).increment(delta);
+}
+
+pub fn messages_parked(delta: f64) {
+    gauge!(MESSAGES_PARKED).increment(delta);
+}
+
+pub fn dependency_failing(dependency: &'static str, failing: bool) {
+    gauge!(DEPENDENCY_FAILING, "dependency" => dependency).set(if failing { 1.0 } else { 0.0 });
 }
 
 pub fn in_flight(delta: f64) {

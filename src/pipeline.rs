@@ -2,16 +2,21 @@
 //!
 //! Readings flow through in chunks, so memory stays bounded whatever the
 //! object's size: each chunk is predicted and written before the next is
-//! read. Alerts are published only after every reading of the object is
-//! stored, so a subscriber never hears of a reading that is not in the
-//! table. Every non-blank line ends up either stored or counted as rejected
-//! with a reason (and, with a quarantine prefix, written back to S3).
+//! read. The object's alerts are handed back to the caller, who publishes
+//! them only after every reading of the message is stored, so a subscriber
+//! never hears of a reading that is not in the table. Every non-blank line
+//! ends up either stored or counted as rejected with a reason (and, with a
+//! quarantine prefix, written back to S3).
+//!
+//! Each call to a dependency is a held step ([`retry::hold`]): while S3,
+//! DynamoDB or the inference backend fails, the step is retried in place
+//! and nothing already stored is redone. A transient failure while reading
+//! the object restarts the object (its readings are rewritten, idempotently).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::alerts::AlertSink;
-use crate::alerts::BreachLog;
+use crate::alerts::{Alert, AlertSink, BreachLog};
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::inference::features::WINDOW;
@@ -20,6 +25,8 @@ use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
+use crate::failure::{Classify, Dependency, FailureClass};
+use crate::retry::{self, Attempt, StepError};
 use crate::storage::{self, ReadingStore, StoreError};
 use crate::telemetry::{LineParser, Reading, Timestamp};
 
@@ -77,7 +84,16 @@ pub struct ObjectReport {
     pub gzip: bool,
 }
 
-/// A failure that may succeed later: the message is left for redelivery.
+/// An object processed to its end, and the alerts its readings raised,
+/// still to be published.
+#[derive(Debug)]
+pub struct Processed {
+    pub outcome: ObjectOutcome,
+    pub alerts: Vec<Alert>,
+}
+
+/// A step that failed and was not (or no longer) retried in place: the
+/// message is left for redelivery.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error(transparent)]
@@ -95,12 +111,97 @@ pub enum ProcessError {
 impl ProcessError {
     /// The `reason` label of `fleetwatch_sqs_messages_failed_total`.
     pub fn reason(&self) -> &'static str {
+        self.dependency().as_str()
+    }
+}
+
+impl Classify for ProcessError {
+    fn class(&self) -> FailureClass {
         match self {
-            ProcessError::Read(_) | ProcessError::Quarantine(_) => "s3",
-            ProcessError::Inference(_) => "inference",
-            ProcessError::Store(_) => "dynamodb",
-            ProcessError::Alert(AlertError::Ledger(_)) => "dynamodb",
-            ProcessError::Alert(_) => "sns",
+            ProcessError::Read(e) => e.class(),
+            ProcessError::Inference(e) => e.class(),
+            ProcessError::Store(e) => e.class(),
+            ProcessError::Alert(e) => e.class(),
+            ProcessError::Quarantine(e) => e.class(),
+        }
+    }
+}
+
+impl StepError for ProcessError {
+    fn dependency(&self) -> Dependency {
+        match self {
+            ProcessError::Read(_) | ProcessError::Quarantine(_) => Dependency::S3,
+            ProcessError::Inference(_) => Dependency::Inference,
+            ProcessError::Store(_) => Dependency::DynamoDb,
+            ProcessError::Alert(e) => e.dependency(),
+        }
+    }
+}
+
+impl StepError for ReadError {
+    fn dependency(&self) -> Dependency {
+        Dependency::S3
+    }
+}
+
+impl StepError for QuarantineError {
+    fn dependency(&self) -> Dependency {
+        Dependency::S3
+    }
+}
+
+impl StepError for InferenceError {
+    fn dependency(&self) -> Dependency {
+        Dependency::Inference
+    }
+}
+
+impl StepError for StoreError {
+    fn dependency(&self) -> Dependency {
+        Dependency::DynamoDb
+    }
+}
+
+impl StepError for AlertError {
+    fn dependency(&self) -> Dependency {
+        match self {
+            AlertError::Ledger(_) => Dependency::DynamoDb,
+            _ => Dependency::Sns,
+        }
+    }
+}
+
+/// Interim classifications until each stage classifies its own errors
+/// from the SDK's (every failure is treated as one that may pass).
+mod interim {
+    use super::*;
+
+    impl Classify for ReadError {
+        fn class(&self) -> FailureClass {
+            FailureClass::Transient
+        }
+    }
+    impl Classify for QuarantineError {
+        fn class(&self) -> FailureClass {
+            FailureClass::Transient
+        }
+    }
+    impl Classify for InferenceError {
+        fn class(&self) -> FailureClass {
+            FailureClass::Transient
+        }
+    }
+    impl Classify for StoreError {
+        fn class(&self) -> FailureClass {
+            FailureClass::Transient
+        }
+    }
+    impl Classify for AlertError {
+        fn class(&self) -> FailureClass {
+            match self {
+                AlertError::Busy { .. } => FailureClass::Contention,
+                _ => FailureClass::Transient,
+            }
         }
     }
 }
@@ -126,11 +227,26 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Processes one object to its end.
-    pub async fn process_object(&self, object: &ObjectRef) -> Result<ObjectOutcome, ProcessError> {
+    /// Processes one object to its end; its alerts are returned, not
+    /// published (see [`Pipeline::deliver_alerts`]).
+    pub async fn process_object(
+        &self,
+        object: &ObjectRef,
+        attempt: Attempt<'_>,
+    ) -> Result<Processed, ProcessError> {
         let started = Instant::now();
-        let result = self.run(object).await;
-        if let Ok(outcome) = &result {
+        // Only reading errors are retried here, by reading the object again:
+        // every other step was held where it failed.
+        let result = retry::hold(attempt, "reading the object", || async {
+            match self.run(object, attempt).await {
+                Err(ProcessError::Read(e)) => Err(e),
+                other => Ok(other),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(ProcessError::Read(e)));
+        if let Ok(processed) = &result {
+            let outcome = &processed.outcome;
             metrics::object_processed(outcome.label(), started.elapsed());
             if let ObjectOutcome::Rejected { limit, .. } = outcome {
                 metrics::object_rejected(limit);
@@ -139,24 +255,39 @@ impl Pipeline {
         result
     }
 
-    async fn run(&self, object: &ObjectRef) -> Result<ObjectOutcome, ProcessError> {
+    /// Publishes alerts (at most once per device, rule and window; see
+    /// [`crate::alerts::ledger`]). Returns how many were published now.
+    pub async fn deliver_alerts(&self, alerts: &[Alert]) -> Result<usize, AlertError> {
+        match &self.alerts {
+            Some(sink) if !alerts.is_empty() => sink.deliver(alerts.to_vec()).await,
+            _ => Ok(0),
+        }
+    }
+
+    async fn run(&self, object: &ObjectRef, attempt: Attempt<'_>) -> Result<Processed, ProcessError> {
         if self
             .quarantine
             .as_ref()
             .is_some_and(|q| q.covers(&object.key))
         {
             tracing::debug!(key = %object.key, "skipping a quarantine object");
-            return Ok(ObjectOutcome::Skipped);
+            return Ok(Processed {
+                outcome: ObjectOutcome::Skipped,
+                alerts: Vec::new(),
+            });
         }
         let body = match object_reader::open(&self.s3, object).await {
             Ok(body) => body,
             Err(ReadError::Missing { code, .. }) => {
                 tracing::warn!(bucket = %object.bucket, key = %object.key, %code, "object does not exist; nothing to process");
-                return Ok(ObjectOutcome::Missing);
+                return Ok(Processed {
+                    outcome: ObjectOutcome::Missing,
+                    alerts: Vec::new(),
+                });
             }
             Err(e) => return Err(ProcessError::Read(e)),
         };
-        let mut object_run = ObjectRun::new(self, object);
+        let mut object_run = ObjectRun::new(self, object, attempt);
         let max = self.limits.max_object_bytes;
         if let Some(length) = body.content_length.filter(|&l| l > 0 && l as u64 > max) {
             let reason =
@@ -259,14 +390,20 @@ impl Pipeline {
         report.bytes = lines.source_bytes();
         metrics::object_bytes(report.bytes);
         match stopped {
-            None => object_run
-                .finish(report)
-                .await
-                .map(ObjectOutcome::Processed),
+            None => {
+                let (report, alerts) = object_run.finish(report).await?;
+                Ok(Processed {
+                    outcome: ObjectOutcome::Processed(report),
+                    alerts,
+                })
+            }
             Some(("corrupt", reason)) => {
                 object_run.rejections.quarantine_object("corrupt", &reason);
-                let report = object_run.finish(report).await?;
-                Ok(ObjectOutcome::Corrupt { report, reason })
+                let (report, alerts) = object_run.finish(report).await?;
+                Ok(Processed {
+                    outcome: ObjectOutcome::Corrupt { report, reason },
+                    alerts,
+                })
             }
             Some((limit, reason)) => object_run.refuse(report, limit, reason).await,
         }
@@ -277,16 +414,19 @@ impl Pipeline {
 struct ObjectRun<'p> {
     pipeline: &'p Pipeline,
     object: &'p ObjectRef,
+    /// The message attempt this object belongs to: its held steps share it.
+    attempt: Attempt<'p>,
     chunk: Chunk,
     breaches: BreachLog<'p>,
     rejections: RejectionLog<'p>,
 }
 
 impl<'p> ObjectRun<'p> {
-    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef) -> Self {
+    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef, attempt: Attempt<'p>) -> Self {
         ObjectRun {
             pipeline,
             object,
+            attempt,
             chunk: Chunk::default(),
             breaches: BreachLog::new(
                 &pipeline.rules,
@@ -307,19 +447,16 @@ impl<'p> ObjectRun<'p> {
         if chunk.new_readings() == 0 {
             return Ok(0);
         }
-        let predictions = self
-            .pipeline
-            .predictor
-            .predict(
-                &chunk.readings,
-                &chunk.raw,
-                self.pipeline.on_inference_error,
-            )
-            .await?;
+        let predictor = &self.pipeline.predictor;
+        let on_error = self.pipeline.on_inference_error;
+        let predictions = retry::hold(self.attempt, "predicting", || {
+            predictor.predict(&chunk.readings, &chunk.raw, on_error)
+        })
+        .await?;
         let ingested_at = now().to_rfc3339_millis();
         let fresh = chunk.context..chunk.readings.len();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
-        let items = fresh
+        let items: Vec<storage::Item> = fresh
             .clone()
             .map(|i| {
                 let source = storage::Source {
@@ -330,7 +467,8 @@ impl<'p> ObjectRun<'p> {
                 storage::item(&chunk.readings[i], prediction(i), source, &ingested_at)
             })
             .collect();
-        self.pipeline.store.write(items).await?;
+        let store = &self.pipeline.store;
+        retry::hold(self.attempt, "storing readings", || store.write(items.clone())).await?;
         for i in fresh.clone() {
             self.breaches.record(&chunk.readings[i], prediction(i));
         }
@@ -340,20 +478,21 @@ impl<'p> ObjectRun<'p> {
         Ok(n as u64)
     }
 
-    /// Writes the quarantine and publishes the object's alerts.
-    async fn finish(self, mut report: ObjectReport) -> Result<ObjectReport, ProcessError> {
+    /// Writes the quarantine; returns the report and the object's alerts.
+    async fn finish(
+        self,
+        mut report: ObjectReport,
+    ) -> Result<(ObjectReport, Vec<Alert>), ProcessError> {
         report.rejected = self.rejections.count;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
-            q.write(self.object, &records).await?;
+            retry::hold(self.attempt, "writing the quarantine", || {
+                q.write(self.object, &records)
+            })
+            .await?;
         }
         let alerts = self.breaches.into_alerts();
         report.alerts = alerts.len() as u64;
-        if let Some(sink) = &self.pipeline.alerts
-            && !alerts.is_empty()
-        {
-            sink.deliver(alerts).await?;
-        }
-        Ok(report)
+        Ok((report, alerts))
     }
 
     /// Ends an object that broke a limit: what was read before stays
@@ -363,14 +502,17 @@ impl<'p> ObjectRun<'p> {
         report: ObjectReport,
         limit: &'static str,
         reason: String,
-    ) -> Result<ObjectOutcome, ProcessError> {
+    ) -> Result<Processed, ProcessError> {
         tracing::warn!(bucket = %self.object.bucket, key = %self.object.key, limit, reason, "object refused");
         self.rejections.quarantine_object(limit, &reason);
-        let report = self.finish(report).await?;
-        Ok(ObjectOutcome::Rejected {
-            report,
-            limit,
-            reason,
+        let (report, alerts) = self.finish(report).await?;
+        Ok(Processed {
+            outcome: ObjectOutcome::Rejected {
+                report,
+                limit,
+                reason,
+            },
+            alerts,
         })
     }
 }

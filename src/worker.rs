@@ -9,25 +9,39 @@
 //! worker takes it immediately instead of after the visibility timeout.
 //! Dropping work half-way is safe because every write is idempotent.
 //!
-//! While messages fail, the [`Breaker`] pauses receiving (with an
-//! occasional single-message probe), so an outage of a dependency does not
-//! burn through the messages' receive counts into the dead-letter queue.
+//! **Outages cost time, not messages.** A step that fails because a
+//! dependency is down is retried in place while the message is held (see
+//! [`crate::retry`]): its visibility keeps being extended, so its receive
+//! count does not move and the redrive policy never sees it. While every
+//! slot is held, nothing more is received. A message whose readings are
+//! stored and whose alerts alone wait (SNS or the alert ledger failing)
+//! gives its processing slot back — up to [`PARKED_PER_SLOT`] such messages
+//! per slot — so traffic that needs no alert keeps flowing.
+//!
+//! **The lease.** The visibility is extended every third of the timeout by
+//! a full timeout; a failed extension is retried with backoff until the
+//! current lease ends, so one failed call never loses it. When the lease is
+//! lost anyway (SQS no longer knows the receipt, or the lease ran out), the
+//! work is dropped: another worker may have the message now.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::Alert;
+use crate::alerts::publisher::AlertError;
 use crate::backoff::Backoff;
-use crate::breaker::{Breaker, Gate};
 use crate::health::Health;
 use crate::metrics;
 use crate::notification::{self, Notification};
-use crate::pipeline::{ObjectOutcome, Pipeline};
+use crate::pipeline::{ObjectOutcome, Pipeline, ProcessError};
+use crate::retry::{self, Attempt};
 
 /// SQS returns at most ten messages per receive.
 const MAX_RECEIVE: usize = 10;
@@ -35,6 +49,11 @@ const MAX_RECEIVE: usize = 10;
 const WAIT_SECONDS: i32 = 20;
 /// SQS refuses to keep a message invisible longer than this after receipt.
 const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
+/// A held message is released this long before SQS's ceiling, so its
+/// redelivery delay is set by us rather than by the ceiling.
+const HOLD_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Messages waiting only for their alerts, per processing slot.
+pub const PARKED_PER_SLOT: usize = 8;
 /// Redelivery delay after a failure: `retry_base * 2^(receives-1)`, capped.
 pub const RETRY_BASE: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
@@ -56,7 +75,6 @@ pub struct Worker {
     pipeline: Arc<Pipeline>,
     settings: LoopSettings,
     health: Health,
-    breaker: Arc<Breaker>,
 }
 
 /// What a message task needs; cheap to clone into each task.
@@ -66,7 +84,9 @@ struct TaskContext {
     pipeline: Arc<Pipeline>,
     queue_url: Arc<str>,
     health: Health,
-    breaker: Arc<Breaker>,
+    /// Slots of messages waiting only for their alerts (see the module
+    /// documentation).
+    parked: Arc<Semaphore>,
     visibility_timeout: Duration,
     retry_base: Duration,
 }
@@ -79,7 +99,6 @@ impl Worker {
         health: Health,
     ) -> Self {
         Worker {
-            breaker: Arc::new(Breaker::default()),
             sqs,
             pipeline,
             settings,
@@ -99,7 +118,9 @@ impl Worker {
             pipeline: self.pipeline.clone(),
             queue_url: self.settings.queue_url.as_str().into(),
             health: self.health.clone(),
-            breaker: self.breaker.clone(),
+            parked: Arc::new(Semaphore::new(
+                self.settings.concurrency.saturating_mul(PARKED_PER_SLOT),
+            )),
             visibility_timeout: self.settings.visibility_timeout,
             retry_base: self.settings.retry_base,
         };
@@ -107,31 +128,9 @@ impl Worker {
         tracing::info!(queue_url = %self.settings.queue_url, concurrency = self.settings.concurrency, "worker started");
 
         loop {
-            // While messages fail (a dependency is down), receive only an
-            // occasional probe: see `breaker`.
-            let probing = match self.breaker.gate() {
-                Gate::Closed => false,
-                Gate::Probing => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = self.breaker.changed() => continue,
-                    }
-                }
-                Gate::PausedUntil(until) => {
-                    tracing::info!(resume_in = ?until.saturating_duration_since(tokio::time::Instant::now()),
-                        "messages are failing: receiving is paused, then one message is tried");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep_until(until) => {}
-                    }
-                    if self.breaker.gate() != Gate::Closed {
-                        self.breaker.start_probe();
-                    }
-                    true
-                }
-            };
             // Wait for a free slot before asking for work, so a message is
-            // never received that cannot start at once.
+            // never received that cannot start at once. While a dependency
+            // is down every slot is held, and so nothing more is received.
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 permit = permits.clone().acquire_owned() => match permit {
@@ -139,11 +138,7 @@ impl Worker {
                     Err(_) => break, // the semaphore is never closed
                 },
             };
-            let free = if probing {
-                1
-            } else {
-                (1 + permits.available_permits()).min(MAX_RECEIVE)
-            };
+            let free = (1 + permits.available_permits()).min(MAX_RECEIVE);
             let received = tokio::select! {
                 // Dropping an in-flight receive is harmless: any message it
                 // took reappears after its visibility timeout.
@@ -159,9 +154,6 @@ impl Worker {
                 Err(message) => {
                     metrics::receive_error();
                     self.health.set_receive_ok(false);
-                    if probing {
-                        self.breaker.probe_found_nothing();
-                    }
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %message, retry_in = ?delay, "receiving from SQS failed");
                     drop(first);
@@ -172,9 +164,6 @@ impl Worker {
                 }
             };
             metrics::messages_received(messages.len());
-            if probing && messages.is_empty() {
-                self.breaker.probe_found_nothing();
-            }
             let mut first = Some(first);
             for message in messages {
                 let permit = match first.take() {
@@ -240,35 +229,6 @@ fn log_task_end(result: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Reports a message's outcome to the breaker exactly once. A message
-/// that proves nothing about the dependencies (ignored, returned at
-/// shutdown, a panicked task) still ends a probe, so the loop never waits
-/// on a probe that will not report.
-struct Outcome {
-    breaker: Arc<Breaker>,
-    reported: bool,
-}
-
-impl Outcome {
-    fn success(mut self) {
-        self.reported = true;
-        self.breaker.success();
-    }
-
-    fn failure(mut self) {
-        self.reported = true;
-        self.breaker.failure();
-    }
-}
-
-impl Drop for Outcome {
-    fn drop(&mut self) {
-        if !self.reported {
-            self.breaker.probe_found_nothing();
-        }
-    }
-}
-
 /// Decrements the in-flight gauge however the task ends.
 struct InFlight;
 
@@ -285,17 +245,47 @@ impl Drop for InFlight {
     }
 }
 
+/// The capacity a message task holds: a processing slot (one of
+/// `FLEETWATCH_CONCURRENCY`) or, once only its alerts wait, a parked one.
+struct Slot {
+    processing: Option<OwnedSemaphorePermit>,
+    parked: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// Trades the processing slot for a parked one, if one is free; else
+    /// the message keeps its slot (back-pressure on receiving).
+    fn park(&mut self, pool: &Arc<Semaphore>) {
+        if self.parked.is_some() {
+            return;
+        }
+        if let Ok(parked) = pool.clone().try_acquire_owned() {
+            self.parked = Some(parked);
+            self.processing = None;
+            metrics::messages_parked(1.0);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.parked.is_some() {
+            metrics::messages_parked(-1.0);
+        }
+    }
+}
+
 /// Processes one message from receipt to deletion (or return).
 async fn handle_message(
     ctx: TaskContext,
     message: Message,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     abort: CancellationToken,
 ) {
     let _in_flight = InFlight::start();
-    let outcome = Outcome {
-        breaker: ctx.breaker.clone(),
-        reported: false,
+    let mut slot = Slot {
+        processing: Some(permit),
+        parked: None,
     };
     let received_at = Instant::now();
     let message_id = message.message_id().unwrap_or_default().to_owned();
@@ -331,47 +321,84 @@ async fn handle_message(
         Notification::Objects(objects) => objects,
     };
 
+    let attempt = Attempt {
+        health: ctx.health.dependencies(),
+        hold_until: received_at + MAX_INVISIBLE.saturating_sub(HOLD_MARGIN),
+    };
     let work = async {
         // Every object is attempted even when an earlier one fails, so one
         // bad object does not hold back the others' work; the message is
         // kept while any object still needs redoing.
         let mut first_error = None;
+        let mut alerts = Vec::new();
         for object in &objects {
-            match ctx.pipeline.process_object(object).await {
-                Ok(outcome) => log_outcome(&message_id, object, &outcome),
+            match ctx.pipeline.process_object(object, attempt).await {
+                Ok(processed) => {
+                    log_outcome(&message_id, object, &processed.outcome);
+                    alerts.extend(processed.alerts);
+                }
                 Err(e) => {
                     tracing::warn!(%message_id, bucket = %object.bucket, key = %object.key, error = %e, "object failed; it will be retried");
                     first_error.get_or_insert(e);
                 }
             }
         }
+        // The alerts of the objects that went through are durable news:
+        // they go out even if another object of the message failed.
+        if let Err(e) = deliver_alerts(&ctx, &mut slot, attempt, &alerts).await {
+            first_error.get_or_insert(ProcessError::Alert(e));
+        }
         first_error.map_or(Ok(()), Err)
     };
 
     tokio::select! {
         result = work => match result {
-            Ok(()) => {
-                ctx.health.dependencies_ok();
-                outcome.success();
-                delete(&ctx, &receipt, &message_id).await
-            }
+            Ok(()) => delete(&ctx, &receipt, &message_id).await,
             Err(e) => {
                 metrics::message_failed(e.reason());
-                ctx.health.dependency_failed(e.reason());
-                outcome.failure();
                 let delay = retry_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
                 set_visibility(&ctx, &receipt, delay).await;
             }
         },
-        _ = heartbeat(&ctx, &receipt, received_at, &message_id) => {}
+        why = heartbeat(&ctx, &receipt, received_at, &message_id) => {
+            metrics::lease_lost();
+            tracing::warn!(%message_id, why, "lost the message's lease; dropping its work (whoever receives it next redoes it, idempotently)");
+        }
         _ = abort.cancelled() => {
             set_visibility(&ctx, &receipt, Duration::ZERO).await;
             metrics::message_returned();
             tracing::info!(%message_id, "returned unfinished message to the queue");
         }
     }
+}
+
+/// Publishes the message's alerts. The readings are stored by now, so
+/// when publishing fails in a way that may pass, the message gives back
+/// its processing slot while it retries (see the module documentation).
+async fn deliver_alerts(
+    ctx: &TaskContext,
+    slot: &mut Slot,
+    attempt: Attempt<'_>,
+    alerts: &[Alert],
+) -> Result<(), AlertError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let parked = &ctx.parked;
+    retry::hold_with(
+        attempt,
+        "publishing alerts",
+        || {
+            if slot.parked.is_none() {
+                slot.park(parked);
+            }
+        },
+        || ctx.pipeline.deliver_alerts(alerts),
+    )
+    .await
+    .map(|_| ())
 }
 
 fn log_outcome(message_id: &str, object: &notification::ObjectRef, outcome: &ObjectOutcome) {
@@ -391,48 +418,70 @@ fn log_outcome(message_id: &str, object: &notification::ObjectRef, outcome: &Obj
     }
 }
 
-/// Keeps the message invisible while it is worked on: every half timeout
-/// the visibility is pushed a full timeout ahead, within SQS's 12-hour
-/// ceiling. Ends (as a never-ready future) when it can no longer extend.
-async fn heartbeat(ctx: &TaskContext, receipt: &str, received_at: Instant, message_id: &str) {
+/// Keeps the message invisible while it is worked on (see the module
+/// documentation). Returns only when the lease is lost, saying why.
+async fn heartbeat(
+    ctx: &TaskContext,
+    receipt: &str,
+    received_at: Instant,
+    message_id: &str,
+) -> &'static str {
     let timeout = ctx.visibility_timeout;
-    let mut ticker =
-        tokio::time::interval_at(tokio::time::Instant::now() + timeout / 2, timeout / 2);
+    let mut lease_end = received_at + timeout;
+    let mut next = received_at + timeout / 3;
     loop {
-        ticker.tick().await;
-        let elapsed = received_at.elapsed();
-        let remaining = MAX_INVISIBLE.saturating_sub(elapsed + Duration::from_secs(1));
-        let extend = timeout.min(remaining);
+        tokio::time::sleep_until(next).await;
+        let left_under_ceiling = MAX_INVISIBLE
+            .saturating_sub(received_at.elapsed() + Duration::from_secs(1));
+        let extend = timeout.min(left_under_ceiling);
         if extend.is_zero() {
             tracing::warn!(
                 message_id,
-                "message reached SQS's 12-hour visibility ceiling; it may be redelivered"
+                "message reached SQS's 12-hour visibility ceiling; it becomes visible again"
             );
-            break;
+            tokio::time::sleep_until(lease_end).await;
+            return "the 12-hour visibility ceiling";
         }
-        let result = ctx
-            .sqs
-            .change_message_visibility()
-            .queue_url(&*ctx.queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(extend.as_secs() as i32)
-            .send()
-            .await;
-        match result {
-            Ok(_) => metrics::visibility_extended(),
-            Err(e) => {
-                let gone = e.as_service_error().is_some_and(|s| {
-                    s.is_receipt_handle_is_invalid() || s.is_message_not_inflight()
-                });
-                tracing::warn!(message_id, error = %DisplayErrorContext(&e), "could not extend the message's visibility");
-                if gone {
+        let mut backoff = retry::HEARTBEAT.backoff();
+        loop {
+            let sent = Instant::now();
+            let Some(left) = lease_end.checked_duration_since(sent).filter(|d| !d.is_zero()) else {
+                return "every extension failed until the lease ran out";
+            };
+            let call = ctx
+                .sqs
+                .change_message_visibility()
+                .queue_url(&*ctx.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(extend.as_secs() as i32)
+                .send();
+            // An extension that answers after the lease ended is worthless:
+            // wait no longer than the lease.
+            match tokio::time::timeout(left, call).await {
+                Ok(Ok(_)) => {
+                    metrics::visibility_extended();
+                    lease_end = sent + extend;
                     break;
                 }
+                Ok(Err(e)) => {
+                    let gone = e.as_service_error().is_some_and(|s| {
+                        s.is_receipt_handle_is_invalid() || s.is_message_not_inflight()
+                    });
+                    if gone {
+                        tracing::warn!(message_id, error = %DisplayErrorContext(&e), "SQS no longer knows the message's receipt");
+                        return "SQS no longer knows the receipt";
+                    }
+                    tracing::warn!(message_id, error = %DisplayErrorContext(&e), lease_left = ?left, "could not extend the message's visibility; retrying");
+                }
+                Err(_) => {
+                    tracing::warn!(message_id, "extending the message's visibility did not answer before the lease ended");
+                }
             }
+            let pause = backoff.next_delay();
+            tokio::time::sleep_until((Instant::now() + pause).min(lease_end)).await;
         }
+        next = Instant::now() + timeout / 3;
     }
-    // The work goes on (its writes are idempotent); only the heartbeat stops.
-    std::future::pending::<()>().await
 }
 
 /// The redelivery delay after the `receive_count`-th failed attempt.
@@ -477,31 +526,6 @@ async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_probe_that_proves_nothing_still_ends() {
-        let breaker = Arc::new(Breaker::default());
-        breaker.failure();
-        breaker.start_probe();
-        assert_eq!(breaker.gate(), Gate::Probing);
-        // An ignored message, a returned one, a panicked task: dropped unreported.
-        drop(Outcome {
-            breaker: breaker.clone(),
-            reported: false,
-        });
-        assert_ne!(
-            breaker.gate(),
-            Gate::Probing,
-            "the loop is not left waiting"
-        );
-        breaker.start_probe();
-        Outcome {
-            breaker: breaker.clone(),
-            reported: false,
-        }
-        .success();
-        assert_eq!(breaker.gate(), Gate::Closed);
-    }
 
     #[test]
     fn retry_delay_grows_and_caps() {

@@ -321,11 +321,12 @@ async fn bad_lines_missing_objects_and_non_notifications() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_write_leaves_the_message_for_redelivery() {
+async fn a_failing_write_holds_the_message_until_it_succeeds() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     // The worker writes to a table that does not exist yet: every attempt
-    // fails, and the message must survive them.
+    // fails, for every message. The message is held and its write retried
+    // in place, so its receive count does not grow towards the DLQ.
     let worker = start(
         &stack,
         pipeline(
@@ -336,21 +337,29 @@ async fn a_failing_write_leaves_the_message_for_redelivery() {
     );
     stack.put_object("fleet.txt", FLEET_DATA).await;
 
-    // Let the worker fail at least twice (retry base 1 s, then 2 s).
-    wait_for("two failed attempts", WAIT, || async {
+    wait_for("the write to be retried twice", WAIT, || async {
         (common::metric(
-            fleetwatch::metrics::SQS_MESSAGES_FAILED,
-            &[("reason", "dynamodb")],
+            fleetwatch::metrics::STEP_RETRIES,
+            &[("dependency", "dynamodb"), ("class", "transient")],
         ) >= 2.0)
             .then_some(())
     })
     .await;
-    let (visible, in_flight) = stack.queue_depth().await;
     assert_eq!(
-        visible + in_flight,
-        1,
-        "the message is kept while its work fails"
+        stack.queue_depth().await,
+        (0, 1),
+        "the message is held in flight while its work fails"
     );
+    assert_eq!(
+        common::metric(
+            fleetwatch::metrics::SQS_MESSAGES_FAILED,
+            &[("reason", "dynamodb")]
+        ),
+        0.0,
+        "it was not left for redelivery"
+    );
+    let readiness = worker.health.readiness().unwrap_err();
+    assert!(readiness.contains("dynamodb"), "{readiness}");
     assert!(stack.items().await.is_empty());
 
     // The table appears: the next delivery succeeds and the message goes.
