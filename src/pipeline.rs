@@ -16,16 +16,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::alerts::{Alert, AlertSink, BreachLog};
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
+use crate::alerts::{Alert, AlertSink, BreachLog};
+use crate::failure::{Classify, Dependency, FailureClass};
 use crate::inference::features::WINDOW;
 use crate::inference::{InferenceError, OnError, Predictor};
 use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
-use crate::failure::{Classify, Dependency, FailureClass};
 use crate::retry::{self, Attempt, StepError};
 use crate::storage::{self, ReadingStore, StoreError};
 use crate::telemetry::{LineParser, Reading, Timestamp};
@@ -264,7 +264,11 @@ impl Pipeline {
         }
     }
 
-    async fn run(&self, object: &ObjectRef, attempt: Attempt<'_>) -> Result<Processed, ProcessError> {
+    async fn run(
+        &self,
+        object: &ObjectRef,
+        attempt: Attempt<'_>,
+    ) -> Result<Processed, ProcessError> {
         if self
             .quarantine
             .as_ref()
@@ -468,7 +472,10 @@ impl<'p> ObjectRun<'p> {
             })
             .collect();
         let store = &self.pipeline.store;
-        retry::hold(self.attempt, "storing readings", || store.write(items.clone())).await?;
+        retry::hold(self.attempt, "storing readings", || {
+            store.write(items.clone())
+        })
+        .await?;
         for i in fresh.clone() {
             self.breaches.record(&chunk.readings[i], prediction(i));
         }

@@ -124,7 +124,11 @@ where
         let error = match call().await {
             Ok(value) => {
                 if let Some(dependency) = blamed {
-                    tracing::info!(dependency = dependency.as_str(), what, "recovered; going on");
+                    tracing::info!(
+                        dependency = dependency.as_str(),
+                        what,
+                        "recovered; going on"
+                    );
                     attempt.health.success(dependency);
                 }
                 return Ok(value);
@@ -143,7 +147,8 @@ where
                 blamed = Some(dependency);
                 attempt.health.failure(dependency);
                 let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= POISON_AFTER && attempt.health.succeeded_since(dependency, since)
+                if since.elapsed() >= POISON_AFTER
+                    && attempt.health.succeeded_since(dependency, since)
                 {
                     tracing::warn!(dependency = dependency.as_str(), what, error = %error, failing_for = ?since.elapsed(),
                         "still failing while the dependency serves other work; releasing the message");
@@ -286,12 +291,11 @@ mod tests {
             "a refused input is not a dependency failure"
         );
         let started = Instant::now();
-        let ceiling: Result<(), _> = hold(
-            attempt(&health, Duration::from_secs(30)),
-            "t",
-            || async { Err(Failed(FailureClass::Transient, Dependency::S3)) },
-        )
-        .await;
+        let ceiling: Result<(), _> =
+            hold(attempt(&health, Duration::from_secs(30)), "t", || async {
+                Err(Failed(FailureClass::Transient, Dependency::S3))
+            })
+            .await;
         assert!(ceiling.is_err());
         assert!(started.elapsed() <= Duration::from_secs(30));
     }
@@ -300,17 +304,13 @@ mod tests {
     async fn contention_waits_without_blaming_the_dependency() {
         let health = DependencyHealth::default();
         let calls = AtomicU32::new(0);
-        let result = hold(
-            attempt(&health, Duration::from_secs(3600)),
-            "t",
-            || async {
-                if calls.fetch_add(1, Ordering::Relaxed) < 3 {
-                    Err(Failed(FailureClass::Contention, Dependency::Sns))
-                } else {
-                    Ok(())
-                }
-            },
-        )
+        let result = hold(attempt(&health, Duration::from_secs(3600)), "t", || async {
+            if calls.fetch_add(1, Ordering::Relaxed) < 3 {
+                Err(Failed(FailureClass::Contention, Dependency::Sns))
+            } else {
+                Ok(())
+            }
+        })
         .await;
         assert!(result.is_ok());
         assert!(health.failing().is_empty());

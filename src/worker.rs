@@ -431,8 +431,8 @@ async fn heartbeat(
     let mut next = received_at + timeout / 3;
     loop {
         tokio::time::sleep_until(next).await;
-        let left_under_ceiling = MAX_INVISIBLE
-            .saturating_sub(received_at.elapsed() + Duration::from_secs(1));
+        let left_under_ceiling =
+            MAX_INVISIBLE.saturating_sub(received_at.elapsed() + Duration::from_secs(1));
         let extend = timeout.min(left_under_ceiling);
         if extend.is_zero() {
             tracing::warn!(
@@ -445,7 +445,10 @@ async fn heartbeat(
         let mut backoff = retry::HEARTBEAT.backoff();
         loop {
             let sent = Instant::now();
-            let Some(left) = lease_end.checked_duration_since(sent).filter(|d| !d.is_zero()) else {
+            let Some(left) = lease_end
+                .checked_duration_since(sent)
+                .filter(|d| !d.is_zero())
+            else {
                 return "every extension failed until the lease ran out";
             };
             let call = ctx
@@ -474,7 +477,10 @@ async fn heartbeat(
                     tracing::warn!(message_id, error = %DisplayErrorContext(&e), lease_left = ?left, "could not extend the message's visibility; retrying");
                 }
                 Err(_) => {
-                    tracing::warn!(message_id, "extending the message's visibility did not answer before the lease ended");
+                    tracing::warn!(
+                        message_id,
+                        "extending the message's visibility did not answer before the lease ended"
+                    );
                 }
             }
             let pause = backoff.next_delay();

@@ -59,6 +59,10 @@ pub struct FaultConfig {
     /// Fraction of DynamoDB `BatchWriteItem` requests that are forwarded
     /// (the write happens) but answered with a 500.
     pub lost_batch_write_rate: f64,
+    /// Operations (`service/Operation`) of which every other request fails
+    /// (the first, the third, ...): each call fails once, then its retry
+    /// passes. Deterministic whatever else runs.
+    pub alternating: std::collections::HashSet<String>,
 }
 
 impl FaultConfig {
@@ -71,7 +75,14 @@ impl FaultConfig {
             latency_rate: 0.0,
             max_latency: Duration::ZERO,
             lost_batch_write_rate: 0.0,
+            alternating: std::collections::HashSet::new(),
         }
+    }
+
+    /// Every other request of one operation fails (see `alternating`).
+    pub fn alternate(mut self, service: &str, operation: &str) -> FaultConfig {
+        self.alternating.insert(format!("{service}/{operation}"));
+        self
     }
 
     /// The same fault rate on every known service.
@@ -159,6 +170,8 @@ struct Shared {
     stats: Mutex<HashMap<String, ServiceStats>>,
     injected: Mutex<Vec<InjectedRecord>>,
     request_ids: std::sync::atomic::AtomicU64,
+    /// Requests seen per alternating operation.
+    alternation: Mutex<HashMap<String, u64>>,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -187,6 +200,7 @@ impl FaultProxy {
             stats: Mutex::new(HashMap::new()),
             injected: Mutex::new(Vec::new()),
             request_ids: std::sync::atomic::AtomicU64::new(1),
+            alternation: Mutex::new(HashMap::new()),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {
@@ -307,11 +321,22 @@ fn plan(shared: &Shared, service: &str, target: Option<&str>) -> Plan {
         .or_else(|| config.fault_rate.get(service))
         .copied()
         .unwrap_or(0.0);
-    let fault = (rng.f64() < rate).then(|| match rng.next_u64() % 3 {
+    let mut fault = (rng.f64() < rate).then(|| match rng.next_u64() % 3 {
         0 => Fault::Internal,
         1 => Fault::Unavailable,
         _ => Fault::Throttle,
     });
+    if let Some(op) = operation {
+        let key = format!("{service}/{op}");
+        if config.alternating.contains(&key) {
+            let mut seen = shared.alternation.lock().unwrap();
+            let n = seen.entry(key).or_insert(0);
+            *n += 1;
+            if *n % 2 == 1 {
+                fault = Some(Fault::Unavailable);
+            }
+        }
+    }
     let is_batch_write =
         service == "dynamodb" && target.is_some_and(|t| t.ends_with(".BatchWriteItem"));
     let lose_response =

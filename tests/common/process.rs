@@ -42,9 +42,16 @@ impl Bootstrapped {
 
 /// Runs `fleetwatch bootstrap` against the emulator.
 pub fn bootstrap(moto: &Moto) -> Bootstrapped {
+    bootstrap_with(moto, &[])
+}
+
+/// Runs `fleetwatch bootstrap` with extra settings (e.g.
+/// `FLEETWATCH_MAX_RECEIVE_COUNT`).
+pub fn bootstrap_with(moto: &Moto, extra: &[(&str, &str)]) -> Bootstrapped {
     let output = Command::new(BIN)
         .arg("bootstrap")
         .envs(moto.env())
+        .envs(extra.iter().copied())
         .output()
         .expect("run bootstrap");
     assert!(
