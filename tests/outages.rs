@@ -244,14 +244,15 @@ async fn an_sns_outage_keeps_other_traffic_flowing_and_loses_no_alert() {
     assert!(worker.terminate().await.success());
 }
 
-/// Every visibility extension fails once before it succeeds, while a
-/// DynamoDB outage holds the message for several visibility timeouts (the
-/// 10 s minimum) and a second worker polls the same queue: the lease is
-/// never lost, so the second worker never gets the message.
+/// Visibility extensions fail eight requests in a row, then one succeeds
+/// (more than the SDK's own three attempts per call absorb), while a
+/// DynamoDB outage holds the message for two visibility timeouts and a
+/// second worker polls the same queue: the lease is never lost, so the
+/// second worker never gets the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_visibility_extension_does_not_lose_the_lease() {
     let s = setup().await;
-    let env = [("FLEETWATCH_VISIBILITY_TIMEOUT", "10s")];
+    let env = [("FLEETWATCH_VISIBILITY_TIMEOUT", "20s")];
     let mut first = s.worker(&env);
     let mut second = s.worker(&env);
     first.wait_ready().await;
@@ -259,7 +260,7 @@ async fn a_failed_visibility_extension_does_not_lose_the_lease() {
     s.proxy.set_config(
         FaultConfig::new(21)
             .service("dynamodb", 1.0)
-            .alternate("sqs", "ChangeMessageVisibility"),
+            .intermittent("sqs", "ChangeMessageVisibility", 8),
     );
     s.stack
         .put_object("incoming/slow.jsonl", object("SLOW1", 3, 80))
@@ -277,8 +278,8 @@ async fn a_failed_visibility_extension_does_not_lose_the_lease() {
         (waiting(&a) + waiting(&b) >= 1.0).then_some(())
     })
     .await;
-    // Three visibility timeouts of outage.
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Two visibility timeouts of outage.
+    tokio::time::sleep(Duration::from_secs(40)).await;
     s.proxy.heal();
     wait_done(&s.stack, 3).await;
     let (a, b) = (metrics(&first).await, metrics(&second).await);
@@ -295,6 +296,14 @@ async fn a_failed_visibility_extension_does_not_lose_the_lease() {
         1.0,
         "the message was received once: its lease held through failed extensions"
     );
+    let failed_extensions = s
+        .proxy
+        .injected_requests()
+        .iter()
+        .filter(|r| r.operation == "ChangeMessageVisibility")
+        .count();
+    eprintln!("extensions failed by the proxy: {failed_extensions}");
+    assert!(failed_extensions >= 4, "{failed_extensions}");
     let extended = metric(&a, "fleetwatch_sqs_visibility_extensions_total", &[])
         + metric(&b, "fleetwatch_sqs_visibility_extensions_total", &[]);
     assert!(extended >= 3.0, "{extended} extensions");

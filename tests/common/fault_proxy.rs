@@ -59,10 +59,10 @@ pub struct FaultConfig {
     /// Fraction of DynamoDB `BatchWriteItem` requests that are forwarded
     /// (the write happens) but answered with a 500.
     pub lost_batch_write_rate: f64,
-    /// Operations (`service/Operation`) of which every other request fails
-    /// (the first, the third, ...): each call fails once, then its retry
-    /// passes. Deterministic whatever else runs.
-    pub alternating: std::collections::HashSet<String>,
+    /// Operations (`service/Operation`) whose requests fail in runs: `n`
+    /// failures, then one success, again and again. Deterministic whatever
+    /// else runs.
+    pub intermittent: HashMap<String, u64>,
 }
 
 impl FaultConfig {
@@ -75,13 +75,15 @@ impl FaultConfig {
             latency_rate: 0.0,
             max_latency: Duration::ZERO,
             lost_batch_write_rate: 0.0,
-            alternating: std::collections::HashSet::new(),
+            intermittent: HashMap::new(),
         }
     }
 
-    /// Every other request of one operation fails (see `alternating`).
-    pub fn alternate(mut self, service: &str, operation: &str) -> FaultConfig {
-        self.alternating.insert(format!("{service}/{operation}"));
+    /// Requests of one operation fail `failures` at a time, each run
+    /// followed by one success (see `intermittent`).
+    pub fn intermittent(mut self, service: &str, operation: &str, failures: u64) -> FaultConfig {
+        self.intermittent
+            .insert(format!("{service}/{operation}"), failures);
         self
     }
 
@@ -170,8 +172,8 @@ struct Shared {
     stats: Mutex<HashMap<String, ServiceStats>>,
     injected: Mutex<Vec<InjectedRecord>>,
     request_ids: std::sync::atomic::AtomicU64,
-    /// Requests seen per alternating operation.
-    alternation: Mutex<HashMap<String, u64>>,
+    /// Requests seen per intermittent operation.
+    intermittent_seen: Mutex<HashMap<String, u64>>,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -200,7 +202,7 @@ impl FaultProxy {
             stats: Mutex::new(HashMap::new()),
             injected: Mutex::new(Vec::new()),
             request_ids: std::sync::atomic::AtomicU64::new(1),
-            alternation: Mutex::new(HashMap::new()),
+            intermittent_seen: Mutex::new(HashMap::new()),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {
@@ -328,13 +330,13 @@ fn plan(shared: &Shared, service: &str, target: Option<&str>) -> Plan {
     });
     if let Some(op) = operation {
         let key = format!("{service}/{op}");
-        if config.alternating.contains(&key) {
-            let mut seen = shared.alternation.lock().unwrap();
+        if let Some(&failures) = config.intermittent.get(&key) {
+            let mut seen = shared.intermittent_seen.lock().unwrap();
             let n = seen.entry(key).or_insert(0);
-            *n += 1;
-            if *n % 2 == 1 {
+            if *n % (failures + 1) < failures {
                 fault = Some(Fault::Unavailable);
             }
+            *n += 1;
         }
     }
     let is_batch_write =
