@@ -2,16 +2,19 @@
 //!
 //! Readings flow through in chunks, so memory stays bounded whatever the
 //! object's size: each chunk is predicted and written before the next is
-//! read. Alerts are published only after every reading of the object is
-//! stored, so a subscriber never hears of a reading that is not in the
-//! table. Every non-blank line ends up either stored or counted as rejected
-//! with a reason (and, with a quarantine prefix, written back to S3).
+//! read. Alerts are published only after the readings they describe are
+//! stored (at the object's end, or after a chunk once more than
+//! [`MAX_OPEN_ALERTS`] are open), so a subscriber never hears of a reading
+//! that is not in the table. Every non-blank line ends up either stored or
+//! counted as rejected with a reason (and, with a quarantine prefix,
+//! written back to S3).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::alerts::AlertSink;
 use crate::alerts::BreachLog;
+use crate::alerts::MAX_OPEN_ALERTS;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::inference::features::WINDOW;
@@ -279,11 +282,19 @@ struct ObjectRun<'p> {
     object: &'p ObjectRef,
     chunk: Chunk,
     breaches: BreachLog<'p>,
+    /// Alerts taken out of `breaches` so far (delivered early or at the end).
+    alerts: u64,
     rejections: RejectionLog<'p>,
 }
 
 impl<'p> ObjectRun<'p> {
     fn new(pipeline: &'p Pipeline, object: &'p ObjectRef) -> Self {
+        // The ledger's windows; without a sink they only shape the count.
+        let cooldown = pipeline
+            .alerts
+            .as_ref()
+            .map(|sink| sink.ledger.cooldown())
+            .unwrap_or_default();
         ObjectRun {
             pipeline,
             object,
@@ -291,9 +302,11 @@ impl<'p> ObjectRun<'p> {
             breaches: BreachLog::new(
                 &pipeline.rules,
                 pipeline.maintenance_min_score,
+                cooldown,
                 &object.bucket,
                 &object.key,
             ),
+            alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
         }
     }
@@ -337,22 +350,28 @@ impl<'p> ObjectRun<'p> {
         let n = fresh.len();
         metrics::records_stored(n);
         chunk.keep_context();
+        if self.breaches.len() > MAX_OPEN_ALERTS {
+            self.deliver_alerts().await?;
+        }
         Ok(n as u64)
     }
 
+    /// Delivers the alerts gathered so far (their readings are stored).
+    async fn deliver_alerts(&mut self) -> Result<(), ProcessError> {
+        let alerts = self.breaches.take();
+        self.alerts += alerts.len() as u64;
+        deliver(self.pipeline, alerts).await
+    }
+
     /// Writes the quarantine and publishes the object's alerts.
-    async fn finish(self, mut report: ObjectReport) -> Result<ObjectReport, ProcessError> {
+    async fn finish(mut self, mut report: ObjectReport) -> Result<ObjectReport, ProcessError> {
         report.rejected = self.rejections.count;
+        let alerts = self.breaches.take();
+        report.alerts = self.alerts + alerts.len() as u64;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             q.write(self.object, &records).await?;
         }
-        let alerts = self.breaches.into_alerts();
-        report.alerts = alerts.len() as u64;
-        if let Some(sink) = &self.pipeline.alerts
-            && !alerts.is_empty()
-        {
-            sink.deliver(alerts).await?;
-        }
+        deliver(self.pipeline, alerts).await?;
         Ok(report)
     }
 
@@ -373,6 +392,19 @@ impl<'p> ObjectRun<'p> {
             reason,
         })
     }
+}
+
+/// Publishes alerts through the pipeline's sink, if it has one.
+async fn deliver(
+    pipeline: &Pipeline,
+    alerts: Vec<crate::alerts::Alert>,
+) -> Result<(), ProcessError> {
+    if let Some(sink) = &pipeline.alerts
+        && !alerts.is_empty()
+    {
+        sink.deliver(alerts).await?;
+    }
+    Ok(())
 }
 
 /// Readings waiting to be predicted and stored, with their line numbers.

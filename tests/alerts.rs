@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Moto, Stack, wait_for};
 use fleetwatch::alerts::ledger::{AlertLedger, Claim};
 use fleetwatch::alerts::publisher::AlertPublisher;
-use fleetwatch::alerts::{Alert, AlertKind, AlertSink};
+use fleetwatch::alerts::{Alert, AlertKind, AlertSink, Cooldown};
 use fleetwatch::telemetry::Timestamp;
 
 const MINUTE: i64 = 60_000;
@@ -17,6 +17,7 @@ const MINUTE: i64 = 60_000;
 const T0: i64 = 1_760_913_900_000;
 
 fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
+    let first = Timestamp::from_unix_millis(first_ms);
     Alert {
         device_id: device.into(),
         kind: AlertKind::Safety,
@@ -30,7 +31,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
         worst_value: "120".into(),
         worst_at: Timestamp::from_unix_millis(first_ms),
         model: None,
-        window_start: None,
+        window_start: Cooldown::default().window_start(first),
         bucket: "b".into(),
         key: key.into(),
     }
@@ -132,8 +133,7 @@ async fn crash_windows_of_the_claim_protocol() {
 
     // Killed after claiming, before publishing: another worker is held off
     // while the claim is fresh, then takes it over. Late, never lost.
-    let mut x = alert("CRASH1", T0, "k");
-    worker_a.assign_window(&mut x);
+    let x = alert("CRASH1", T0, "k");
     assert_eq!(worker_a.claim(&x).await.unwrap(), Claim::Publish);
     assert_eq!(worker_b.claim(&x).await.unwrap(), Claim::Busy);
     wait_for(
@@ -145,8 +145,7 @@ async fn crash_windows_of_the_claim_protocol() {
 
     // Killed after publishing, before confirming: the takeover publishes
     // again. This is the one duplicate the protocol allows, by design.
-    let mut y = alert("CRASH2", T0, "k");
-    worker_a.assign_window(&mut y);
+    let y = alert("CRASH2", T0, "k");
     assert_eq!(worker_a.claim(&y).await.unwrap(), Claim::Publish);
     // (published here; the worker dies before `confirm`)
     wait_for(
@@ -158,8 +157,7 @@ async fn crash_windows_of_the_claim_protocol() {
 
     // Killed after confirming, before deleting the message: the replay
     // finds the alert sent and publishes nothing.
-    let mut z = alert("CRASH3", T0, "k");
-    worker_a.assign_window(&mut z);
+    let z = alert("CRASH3", T0, "k");
     assert_eq!(worker_a.claim(&z).await.unwrap(), Claim::Publish);
     worker_a.confirm(&z).await.unwrap();
     assert_eq!(worker_b.claim(&z).await.unwrap(), Claim::AlreadySent);
@@ -168,8 +166,7 @@ async fn crash_windows_of_the_claim_protocol() {
     // Through the sink: a fresh claim held by another worker makes the
     // delivery fail (the message is retried), not skip the alert.
     let sink = sink(&stack, Duration::from_secs(60));
-    let mut w = alert("BUSY", T0, "k");
-    worker_a.assign_window(&mut w);
+    let w = alert("BUSY", T0, "k");
     assert_eq!(
         AlertLedger::new(
             stack.clients.dynamodb.clone(),

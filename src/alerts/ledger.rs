@@ -3,11 +3,13 @@
 //!
 //! # Design
 //! Each alert is identified by (device, rule, window), where the window is
-//! the cooldown period (`FLEETWATCH_ALERT_COOLDOWN`, 15 min by default) that
-//! contains the alert's first breach, in event time, aligned to the epoch.
-//! So a replayed message, a second worker or a restart computes the same
-//! identity for the same breach, and one overheating vehicle raises at most
-//! one alert per rule per window however many files it uploads.
+//! the cooldown period (`FLEETWATCH_ALERT_COOLDOWN`, 15 min by default,
+//! aligned to the epoch, in event time; see [`Cooldown`]) its breaches fall
+//! in: the [`BreachLog`](super::BreachLog) folds breaches per window, so an
+//! alert never spans two. A replayed message, a second worker or a restart
+//! computes the same identity for the same breach, so one overheating
+//! vehicle raises exactly one alert per rule per window however its
+//! readings are cut into files and whatever order the files arrive in.
 //!
 //! The ledger lives in the readings table under its own key space:
 //! `device_id = "alert#<device>"` (`#` cannot appear in a device id),
@@ -47,9 +49,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::Alert;
+use super::{Alert, Cooldown};
 use crate::backoff::Backoff;
-use crate::telemetry::Timestamp;
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
 const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -77,7 +78,9 @@ pub enum Claim {
 pub struct AlertLedger {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    cooldown: Duration,
+    /// The windows alerts are keyed by.
+    cooldown: Cooldown,
+    /// How long a pending claim protects an alert being published.
     lease: Duration,
 }
 
@@ -93,26 +96,21 @@ impl AlertLedger {
         AlertLedger {
             client,
             table,
-            cooldown: cooldown.max(Duration::from_secs(1)),
+            cooldown: Cooldown::new(cooldown),
             lease,
         }
     }
 
-    /// The start of the cooldown window holding `at`.
-    pub fn window_start(&self, at: Timestamp) -> Timestamp {
-        let window = self.cooldown.as_millis().clamp(1, i64::MAX as u128) as i64;
-        Timestamp::from_unix_millis(at.unix_millis().div_euclid(window) * window)
-    }
-
-    /// Sets `alert.window_start` from its first breach.
-    pub fn assign_window(&self, alert: &mut Alert) {
-        alert.window_start = Some(self.window_start(alert.first));
+    /// The cooldown windows this ledger keys alerts by; a [`super::BreachLog`]
+    /// must fold breaches with the same one.
+    pub fn cooldown(&self) -> Cooldown {
+        self.cooldown
     }
 
     fn key(&self, alert: &Alert) -> HashMap<String, AttributeValue> {
-        let window = alert
-            .window_start
-            .unwrap_or_else(|| self.window_start(alert.first));
+        // Realigned, so an alert built with another window still gets a
+        // key of this ledger's windows (a no-op for the BreachLog's alerts).
+        let window = self.cooldown.window_start(alert.window_start);
         HashMap::from([
             (
                 "device_id".to_owned(),

@@ -230,7 +230,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": alert.worst_value,
         "worst_timestamp": alert.worst_at.to_string(),
         "model": alert.model,
-        "window_start": alert.window_start.map(|t| t.to_string()),
+        "window_start": alert.window_start.to_string(),
         "source": { "bucket": alert.bucket, "key": alert.key },
     })
 }
@@ -255,7 +255,7 @@ mod tests {
             worst_value: "124".into(),
             worst_at: Timestamp::from_unix_millis(1_760_914_020_000),
             model: None,
-            window_start: None,
+            window_start: Timestamp::from_unix_millis(1_760_913_900_000),
             bucket: "b".into(),
             key: "fleet data.txt".into(),
         }
