@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::AlertSink;
 use crate::alerts::BreachLog;
-use crate::alerts::MAX_OPEN_ALERTS;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
+use crate::alerts::{ClaimOwner, MAX_OPEN_ALERTS};
 use crate::inference::features::WINDOW;
 use crate::inference::{InferenceError, OnError, Predictor};
 use crate::metrics;
@@ -129,10 +129,23 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Processes one object to its end.
+    /// Processes one object to its end, its alerts claimed by an owner of
+    /// its own (a retry waits for the claims' lease; see
+    /// [`Self::process_object_as`]).
     pub async fn process_object(&self, object: &ObjectRef) -> Result<ObjectOutcome, ProcessError> {
+        self.process_object_as(object, &ClaimOwner::unique()).await
+    }
+
+    /// Processes one object to its end; its alerts are claimed for `owner`
+    /// (the SQS message and its receive count), so a retry or redelivery of
+    /// the same message takes its own claims over at once.
+    pub async fn process_object_as(
+        &self,
+        object: &ObjectRef,
+        owner: &ClaimOwner,
+    ) -> Result<ObjectOutcome, ProcessError> {
         let started = Instant::now();
-        let result = self.run(object).await;
+        let result = self.run(object, owner).await;
         if let Ok(outcome) = &result {
             metrics::object_processed(outcome.label(), started.elapsed());
             if let ObjectOutcome::Rejected { limit, .. } = outcome {
@@ -142,7 +155,11 @@ impl Pipeline {
         result
     }
 
-    async fn run(&self, object: &ObjectRef) -> Result<ObjectOutcome, ProcessError> {
+    async fn run(
+        &self,
+        object: &ObjectRef,
+        owner: &ClaimOwner,
+    ) -> Result<ObjectOutcome, ProcessError> {
         if self
             .quarantine
             .as_ref()
@@ -159,7 +176,7 @@ impl Pipeline {
             }
             Err(e) => return Err(ProcessError::Read(e)),
         };
-        let mut object_run = ObjectRun::new(self, object);
+        let mut object_run = ObjectRun::new(self, object, owner);
         let max = self.limits.max_object_bytes;
         if let Some(length) = body.content_length.filter(|&l| l > 0 && l as u64 > max) {
             let reason =
@@ -282,13 +299,15 @@ struct ObjectRun<'p> {
     object: &'p ObjectRef,
     chunk: Chunk,
     breaches: BreachLog<'p>,
+    /// Who claims the object's alerts in the ledger.
+    owner: &'p ClaimOwner,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
 }
 
 impl<'p> ObjectRun<'p> {
-    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef) -> Self {
+    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef, owner: &'p ClaimOwner) -> Self {
         // The ledger's windows; without a sink they only shape the count.
         let cooldown = pipeline
             .alerts
@@ -306,6 +325,7 @@ impl<'p> ObjectRun<'p> {
                 &object.bucket,
                 &object.key,
             ),
+            owner,
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
         }
@@ -360,7 +380,7 @@ impl<'p> ObjectRun<'p> {
     async fn deliver_alerts(&mut self) -> Result<(), ProcessError> {
         let alerts = self.breaches.take();
         self.alerts += alerts.len() as u64;
-        deliver(self.pipeline, alerts).await
+        deliver(self.pipeline, self.owner, alerts).await
     }
 
     /// Writes the quarantine and publishes the object's alerts.
@@ -371,7 +391,7 @@ impl<'p> ObjectRun<'p> {
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             q.write(self.object, &records).await?;
         }
-        deliver(self.pipeline, alerts).await?;
+        deliver(self.pipeline, self.owner, alerts).await?;
         Ok(report)
     }
 
@@ -397,12 +417,13 @@ impl<'p> ObjectRun<'p> {
 /// Publishes alerts through the pipeline's sink, if it has one.
 async fn deliver(
     pipeline: &Pipeline,
+    owner: &ClaimOwner,
     alerts: Vec<crate::alerts::Alert>,
 ) -> Result<(), ProcessError> {
     if let Some(sink) = &pipeline.alerts
         && !alerts.is_empty()
     {
-        sink.deliver(alerts).await?;
+        sink.deliver(alerts, owner).await?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use common::{Moto, Stack};
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::alerts::rules::AlertRule;
-use fleetwatch::alerts::{AlertSink, BreachLog, Cooldown};
+use fleetwatch::alerts::{AlertSink, BreachLog, ClaimOwner, Cooldown};
 use fleetwatch::telemetry::{Number, Reading, Timestamp, Value};
 
 const MINUTE: i64 = 60_000;
@@ -137,7 +137,10 @@ async fn every_breaching_window_is_alerted_exactly_once_whatever_the_files() {
             for reading in &file {
                 log.record(reading, None);
             }
-            sink.deliver(log.into_alerts()).await.unwrap();
+            // Each file is its own message.
+            sink.deliver(log.into_alerts(), &ClaimOwner::new(&key, 1))
+                .await
+                .unwrap();
         }
     }
     assert_eq!(expected.len(), cases.len() * 4, "four hot windows each");

@@ -19,38 +19,53 @@
 //!
 //! Publishing is a claim protocol, because SNS standard topics have no
 //! idempotency key:
-//! 1. **claim**: a conditional `PutItem` writes `state = pending` if no
-//!    entry exists, or if a pending entry is older than the lease (its
-//!    worker died between claiming and confirming);
+//! 1. **claim**: a conditional `PutItem` writes `state = pending` with the
+//!    claim's [`ClaimOwner`] (the SQS message id and its receive count) if
+//!    no entry exists, if a pending entry is older than the lease (its
+//!    worker died between claiming and confirming), or if a pending entry
+//!    belongs to the same owner at the same or an earlier attempt (this
+//!    message's own claim, left by a failed or killed attempt);
 //! 2. **publish** through SNS;
 //! 3. **confirm**: an `UpdateItem` sets `state = sent`.
 //!
-//! A claim that finds `sent` skips the alert (a replay); one that finds a
-//! fresh `pending` claim reports [`Claim::Busy`]: another worker is
-//! publishing it right now, and the message is retried later.
+//! A claim that finds `sent` skips the alert (a replay); one
+//! that finds a live `pending` claim of another owner, or of a later
+//! attempt of the same message, reports [`Claim::Busy`] with the time left
+//! until that claim goes stale: another worker is publishing it right now.
+//! That is contention, not a failure of SNS or DynamoDB.
 //!
 //! # Crash windows
-//! - Killed after the claim, before publishing: the claim goes stale after
-//!   the lease and the redelivered message takes it over and publishes. The
-//!   alert is late, never lost.
-//! - Killed after SNS accepted the alert, before the confirmation landed: the
-//!   same takeover publishes the alert a second time. The window spans the
-//!   `PublishBatch` call in flight and the confirmations (made concurrently,
-//!   each retried for up to half the lease, so a failing `UpdateItem` alone
-//!   does not reopen it). It is the one place an alert can be duplicated,
-//!   and the choice is deliberate: a duplicate alert is better than a lost
-//!   one.
+//! - Failed or killed after the claim, before publishing (an SNS error, a
+//!   shutdown, a crash): a retry of the same attempt, or the redelivered
+//!   message (the same message id, a higher receive count), takes its own
+//!   claim over at once and publishes. Another message with an alert for
+//!   the same window is held off ([`Claim::Busy`]) until the lease ends,
+//!   then takes the claim over. The alert is late, never lost.
+//! - Killed (or a response lost) after SNS accepted the alert, before the
+//!   confirmation landed: the takeover publishes the alert a second time.
+//!   The window spans the `PublishBatch` call in flight and the
+//!   confirmations (made concurrently, each retried for up to half the
+//!   lease, so a failing `UpdateItem` alone does not reopen it). It is the
+//!   one place an alert can be duplicated, and the choice is deliberate: a
+//!   duplicate alert is better than a lost one. The same span is what a
+//!   message that lost its visibility lease risks: its redelivery (a later
+//!   attempt) takes over at once, so an alert the earlier, still running
+//!   attempt is publishing at that moment goes out twice; an earlier
+//!   attempt never takes a later one's claim back.
 //! - Killed after confirming, before the SQS message is deleted: the replay
 //!   finds `sent` and publishes nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{Alert, Cooldown};
 use crate::backoff::Backoff;
+use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
 const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -58,9 +73,53 @@ const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, thiserror::Error)]
 #[error("alert ledger ({operation} on table {table}) failed: {message}")]
 pub struct LedgerError {
+    /// The DynamoDB call that failed.
     operation: &'static str,
+    /// The table, so a wrong `FLEETWATCH_TABLE` shows in the message.
     table: String,
+    /// The SDK error with its context.
     message: String,
+    /// Whether retrying may help, from the SDK error (see [`crate::failure`]).
+    class: FailureClass,
+}
+
+impl Classify for LedgerError {
+    fn class(&self) -> FailureClass {
+        self.class
+    }
+}
+
+/// Who takes a claim: the piece of work and which attempt of it, so that a
+/// retry or a redelivery of the same work recognises its own claim and
+/// takes it over at once instead of waiting for the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOwner {
+    /// The SQS message id (the same on every redelivery of a message), or
+    /// [`ClaimOwner::unique`] for work that does not come from the queue.
+    /// An empty id never matches: such claims are taken over only when
+    /// stale.
+    pub id: String,
+    /// The message's receive count: a claim of the same id is taken over
+    /// by the same or a later attempt, never by an earlier one (a stale
+    /// attempt still running must not take the claim back).
+    pub attempt: u32,
+}
+
+impl ClaimOwner {
+    pub fn new(id: impl Into<String>, attempt: u32) -> Self {
+        ClaimOwner {
+            id: id.into(),
+            attempt,
+        }
+    }
+
+    /// An owner no other work shares, for callers outside the SQS loop.
+    pub fn unique() -> Self {
+        ClaimOwner {
+            id: format!("run-{:016x}", fastrand::u64(..)),
+            attempt: 1,
+        }
+    }
 }
 
 /// The outcome of a claim.
@@ -70,17 +129,20 @@ pub enum Claim {
     Publish,
     /// Already published (a replay, or within the cooldown window).
     AlreadySent,
-    /// Another worker claimed it moments ago; try again later.
-    Busy,
+    /// Another owner holds a live claim; it goes stale after `retry_after`
+    /// (by then it is confirmed, or this owner may take it over).
+    Busy { retry_after: Duration },
 }
 
 #[derive(Debug, Clone)]
 pub struct AlertLedger {
+    /// Reads and writes the ledger's items.
     client: aws_sdk_dynamodb::Client,
+    /// The readings table, which holds the ledger under `alert#…` keys.
     table: String,
     /// The windows alerts are keyed by.
     cooldown: Cooldown,
-    /// How long a pending claim protects an alert being published.
+    /// How long a pending claim of another owner protects an alert.
     lease: Duration,
 }
 
@@ -124,11 +186,16 @@ impl AlertLedger {
     }
 
     /// Step 1 of the protocol; see the module documentation.
-    pub async fn claim(&self, alert: &Alert) -> Result<Claim, LedgerError> {
+    pub async fn claim(&self, alert: &Alert, owner: &ClaimOwner) -> Result<Claim, LedgerError> {
         let now = now_millis();
         let mut item = self.key(alert);
         item.insert("state".into(), AttributeValue::S("pending".into()));
         item.insert("claimed_at".into(), AttributeValue::N(now.to_string()));
+        item.insert("owner_id".into(), AttributeValue::S(owner.id.clone()));
+        item.insert(
+            "attempt".into(),
+            AttributeValue::N(owner.attempt.to_string()),
+        );
         item.insert("kind".into(), AttributeValue::S(alert.kind.as_str().into()));
         item.insert(
             "breaches".into(),
@@ -143,30 +210,52 @@ impl AlertLedger {
             "expires_at".into(),
             AttributeValue::N(((now / 1000) + RETENTION.as_secs() as i64).to_string()),
         );
-        let stale_before = now - self.lease.as_millis() as i64;
-        let result = self
+        let lease_ms = self.lease.as_millis().min(i64::MAX as u128) as i64;
+        let stale_before = now.saturating_sub(lease_ms);
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(device_id) OR (#state = :pending AND claimed_at < :stale)",
-            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
             .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let condition = if owner.id.is_empty() {
+            "attribute_not_exists(device_id) OR (#state = :pending AND claimed_at < :stale)"
+        } else {
+            request = request
+                .expression_attribute_values(":owner", AttributeValue::S(owner.id.clone()))
+                .expression_attribute_values(
+                    ":attempt",
+                    AttributeValue::N(owner.attempt.to_string()),
+                );
+            "attribute_not_exists(device_id) OR (#state = :pending AND (claimed_at < :stale \
+             OR (owner_id = :owner AND attempt <= :attempt)))"
+        };
+        match request.condition_expression(condition).send().await {
             Ok(_) => Ok(Claim::Publish),
             Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let sent = matches!(
-                        failed.item().and_then(|i| i.get("state")),
-                        Some(AttributeValue::S(s)) if s == "sent"
-                    );
-                    Ok(if sent { Claim::AlreadySent } else { Claim::Busy })
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let old = failed.item();
+                    let state = match old.and_then(|i| i.get("state")) {
+                        Some(AttributeValue::S(s)) => s.as_str(),
+                        _ => "",
+                    };
+                    if state == "sent" {
+                        return Ok(Claim::AlreadySent);
+                    }
+                    let claimed_at = match old.and_then(|i| i.get("claimed_at")) {
+                        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                        _ => None,
+                    };
+                    // Unknown claim time: assume it was just taken.
+                    let left = claimed_at.map_or(lease_ms, |at| {
+                        at.saturating_add(lease_ms).saturating_sub(now)
+                    });
+                    Ok(Claim::Busy {
+                        retry_after: Duration::from_millis(left.clamp(0, lease_ms) as u64),
+                    })
                 }
                 _ => Err(self.error("PutItem", &e)),
             },
@@ -199,16 +288,22 @@ impl AlertLedger {
             if started.elapsed() + delay > self.lease / 2 {
                 return Err(self.error("UpdateItem", &e));
             }
-            tracing::warn!(device_id = %alert.device_id, rule = %alert.rule, error = %DisplayErrorContext(&e), "confirming a published alert failed; retrying");
+            tracing::warn!(device_id = %alert.device_id, rule = %alert.rule,
+                window_start = %alert.window_start,
+                error = %DisplayErrorContext(&e), "confirming a published alert failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }
 
-    fn error<E: std::error::Error>(&self, operation: &'static str, e: &E) -> LedgerError {
+    fn error<E>(&self, operation: &'static str, e: &SdkError<E, HttpResponse>) -> LedgerError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
         LedgerError {
             operation,
             table: self.table.clone(),
             message: DisplayErrorContext(e).to_string(),
+            class: classify_sdk(e),
         }
     }
 }

@@ -6,20 +6,22 @@
 //! one object are folded into a [`BreachLog`] per device, rule and cooldown
 //! window (the same windows the [`ledger`] keys alerts by) and turned into
 //! [`Alert`]s (count, first and last time, worst value within the window)
-//! once the readings are stored; the [`publisher`] sends them through SNS,
-//! once per window (see [`ledger`]).
+//! once the readings are stored; [`AlertSink::deliver`] sends them through
+//! SNS exactly once per window.
 
 pub mod ledger;
 pub mod publisher;
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use crate::inference::{Label, Prediction};
 use crate::telemetry::{Reading, Timestamp};
+pub use ledger::ClaimOwner;
+use publisher::AlertError;
 use rules::AlertRule;
 
 /// Open alerts (windows) past which the pipeline delivers what an object
@@ -28,6 +30,9 @@ use rules::AlertRule;
 /// [`BreachLog`] without limit. A window delivered early and met again
 /// later in the object is suppressed by the ledger: still one alert.
 pub const MAX_OPEN_ALERTS: usize = 1000;
+/// Claims made at once: enough to hide DynamoDB's latency when an object
+/// yields many alerts, few enough not to flood the table.
+const CLAIMS_IN_FLIGHT: usize = 16;
 
 /// The cooldown (`FLEETWATCH_ALERT_COOLDOWN`): event time is cut into
 /// windows of this length, aligned to the epoch, and each (device, rule,
@@ -68,25 +73,67 @@ pub struct AlertSink {
 }
 
 impl AlertSink {
-    /// Publishes the alerts not published before. Returns how many were
-    /// published now; an error leaves the rest to a redelivery.
-    pub async fn deliver(&self, alerts: Vec<Alert>) -> Result<usize, publisher::AlertError> {
-        let mut claimed = Vec::with_capacity(alerts.len());
+    /// Publishes the alerts not published before, claiming them for
+    /// `owner`. Returns how many were published now.
+    ///
+    /// Safe to call again with the same alerts and owner after any error
+    /// (the same attempt retried in-process, or a redelivery): alerts
+    /// already confirmed are skipped, this owner's unconfirmed claims are
+    /// taken over at once, so nothing is published twice outside the
+    /// ledger's documented crash window. An error stands for the alerts not done (a publishing
+    /// error first, then the ledger's, then contention); its
+    /// [`class`](crate::failure::Classify::class) says whether and how to
+    /// retry ([`AlertError::Busy`] is contention and says when).
+    pub async fn deliver(
+        &self,
+        alerts: Vec<Alert>,
+        owner: &ClaimOwner,
+    ) -> Result<usize, AlertError> {
+        // One identity claimed twice by one owner would be published twice
+        // (the second claim takes over the first): keep the first.
+        let cooldown = self.ledger.cooldown();
+        let mut seen = HashSet::new();
+        let alerts = alerts.into_iter().filter(|a| {
+            let window = cooldown.window_start(a.window_start).unix_millis();
+            seen.insert((a.device_id.clone(), a.rule.clone(), window))
+        });
+        let claims: Vec<_> = futures_util::stream::iter(alerts)
+            .map(|alert| async move {
+                let claim = self.ledger.claim(&alert, owner).await;
+                (alert, claim)
+            })
+            .buffered(CLAIMS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut claimed = Vec::with_capacity(claims.len());
         let mut busy = 0;
-        for alert in alerts {
-            match self.ledger.claim(&alert).await? {
-                ledger::Claim::Publish => claimed.push(alert),
-                ledger::Claim::AlreadySent => {
+        let mut retry_after = Duration::ZERO;
+        let mut claim_error = None;
+        for (alert, claim) in claims {
+            match claim {
+                Ok(ledger::Claim::Publish) => claimed.push(alert),
+                Ok(ledger::Claim::AlreadySent) => {
                     crate::metrics::alert_suppressed(alert.kind.as_str());
-                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule, window_start = %alert.window_start, "alert already sent in this window");
+                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule,
+                        window_start = %alert.window_start, "alert already sent in this window");
                 }
-                ledger::Claim::Busy => busy += 1,
+                Ok(ledger::Claim::Busy { retry_after: after }) => {
+                    busy += 1;
+                    retry_after = retry_after.max(after);
+                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule,
+                        window_start = %alert.window_start, retry_after = ?after,
+                        "alert claimed by another worker");
+                }
+                // The alerts claimed still go out; this one is retried.
+                Err(e) => {
+                    claim_error.get_or_insert(e);
+                }
             }
         }
         let outcome = self.publisher.publish(&claimed).await;
         // Confirm every accepted alert, all at once and each with retries,
         // before reporting any error: an accepted alert left unconfirmed
-        // would be published again by the redelivery.
+        // would be published again by the retry.
         let mut confirms = futures_util::stream::FuturesUnordered::new();
         for &i in &outcome.accepted {
             if let Some(alert) = claimed.get(i) {
@@ -102,11 +149,14 @@ impl AlertSink {
         if let Some(e) = outcome.error {
             return Err(e);
         }
-        if let Some(e) = confirm_error {
+        if let Some(e) = confirm_error.or(claim_error) {
             return Err(e.into());
         }
         if busy > 0 {
-            return Err(publisher::AlertError::Busy { count: busy });
+            return Err(AlertError::Busy {
+                count: busy,
+                retry_after,
+            });
         }
         Ok(outcome.accepted.len())
     }

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::Alert;
 use crate::backoff::Backoff;
+use crate::failure::{Classify, Dependency, FailureClass, classify_response, classify_sdk};
 use crate::metrics;
 
 /// PublishBatch takes at most ten entries.
@@ -22,8 +23,14 @@ const MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
+    /// The `PublishBatch` call itself failed.
     #[error("SNS PublishBatch to {topic} failed: {message}")]
-    Call { topic: String, message: String },
+    Call {
+        topic: String,
+        message: String,
+        class: FailureClass,
+    },
+    /// SNS kept failing some entries; `class` is that of the first one's code.
     #[error(
         "SNS refused {count} alert(s) on {topic} after {MAX_ATTEMPTS} attempts, first: {code}: {message}"
     )]
@@ -32,13 +39,44 @@ pub enum AlertError {
         count: usize,
         code: String,
         message: String,
+        class: FailureClass,
     },
     #[error("could not build an SNS request: {0}")]
     Build(String),
     #[error(transparent)]
     Ledger(#[from] super::ledger::LedgerError),
-    #[error("{count} alert(s) are being published by another worker right now; retrying later")]
-    Busy { count: usize },
+    /// Another worker holds live claims on `count` alerts; the last of
+    /// those claims goes stale after `retry_after`.
+    #[error(
+        "{count} alert(s) are being published by another worker right now; retry in {retry_after:?} at the latest"
+    )]
+    Busy { count: usize, retry_after: Duration },
+}
+
+impl Classify for AlertError {
+    fn class(&self) -> FailureClass {
+        match self {
+            AlertError::Call { class, .. } | AlertError::Refused { class, .. } => *class,
+            // Building a request from this alert fails the same way every time.
+            AlertError::Build(_) => FailureClass::Permanent,
+            AlertError::Ledger(e) => e.class(),
+            AlertError::Busy { .. } => FailureClass::Contention,
+        }
+    }
+}
+
+impl AlertError {
+    /// The dependency that failed: SNS, DynamoDB for the ledger, none for
+    /// contention (no dependency is at fault).
+    pub fn dependency(&self) -> Option<Dependency> {
+        match self {
+            AlertError::Call { .. } | AlertError::Refused { .. } | AlertError::Build(_) => {
+                Some(Dependency::Sns)
+            }
+            AlertError::Ledger(_) => Some(Dependency::DynamoDb),
+            AlertError::Busy { .. } => None,
+        }
+    }
 }
 
 /// Sends alerts to one topic.
@@ -95,6 +133,7 @@ impl AlertPublisher {
                 .map_err(|e| AlertError::Call {
                     topic: self.topic_arn.clone(),
                     message: aws_sdk_sns::error::DisplayErrorContext(&e).to_string(),
+                    class: classify_sdk(&e),
                 })?;
             let failed = output.failed();
             let is_failed = |i: usize| failed.iter().any(|f| f.id() == i.to_string());
@@ -107,11 +146,13 @@ impl AlertPublisher {
             }
             if attempt >= MAX_ATTEMPTS {
                 let first = &failed[0];
+                let status = if first.sender_fault() { 400 } else { 500 };
                 return Err(AlertError::Refused {
                     topic: self.topic_arn.clone(),
                     count: failed.len(),
                     code: first.code().to_owned(),
                     message: first.message().unwrap_or_default().to_owned(),
+                    class: classify_response(Some(first.code()), status),
                 });
             }
             tracing::warn!(
