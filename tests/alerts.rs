@@ -1,7 +1,7 @@
 //! Exactly-once alerts over at-least-once delivery: the alert ledger, the
 //! cooldown, each crash window of the claim → publish → confirm protocol
-//! (see `src/alerts/ledger.rs`) and claims that know their owner, against a
-//! real emulator.
+//! (see `src/alerts/ledger.rs`), claims that know their owner, and alerts
+//! SNS refuses for good, against a real emulator.
 
 mod common;
 
@@ -401,4 +401,70 @@ async fn publishing_that_failed_after_the_claim_is_retried_at_once_by_its_owner(
         ],
         "each alert exactly once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_sns_refuses_is_rejected_and_the_others_go_through() {
+    common::install_metrics();
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let sink = sink(&stack, Duration::from_secs(60));
+
+    // One entry SNS refuses: a message over SNS's 256 KB (a value with
+    // 100 000 digits, quoted in each of the message's forms).
+    let mut too_long = alert("REFUSED1", T0, "k");
+    too_long.worst_value = format!("1{}", "0".repeat(100_000));
+    // One that makes SNS refuse the whole PublishBatch call: an empty
+    // message attribute (the `rule` attribute).
+    let mut empty_attribute = alert("REFUSED2", T0, "k");
+    empty_attribute.rule = String::new();
+    let per_entry = vec![
+        alert("GOOD1", T0, "k"),
+        too_long.clone(),
+        alert("GOOD2", T0, "k"),
+    ];
+    let whole_call = vec![
+        alert("GOOD3", T0, "k"),
+        empty_attribute.clone(),
+        alert("GOOD4", T0, "k"),
+    ];
+    assert_eq!(
+        sink.deliver(per_entry.clone(), &owner("m1", 1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        sink.deliver(whole_call.clone(), &owner("m2", 1))
+            .await
+            .unwrap(),
+        2
+    );
+    let rejected = |reason| {
+        common::metric(
+            "fleetwatch_alerts_rejected_total",
+            &[("kind", "safety"), ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("invalid_parameter"), 2.0);
+    for refused in [&too_long, &empty_attribute] {
+        let entry = ledger_entry(&stack, refused).await;
+        assert_eq!(entry["state"], AttributeValue::S("rejected".into()));
+        match &entry["reason"] {
+            AttributeValue::S(r) => assert!(r.starts_with("InvalidParameter"), "{r}"),
+            other => panic!("no reason: {other:?}"),
+        }
+    }
+    let published = || common::metric("fleetwatch_alerts_published_total", &[("kind", "safety")]);
+    assert_eq!(published(), 4.0);
+
+    // Redelivered: the refused alerts are not tried again, nothing fails.
+    assert_eq!(sink.deliver(per_entry, &owner("m1", 2)).await.unwrap(), 0);
+    assert_eq!(sink.deliver(whole_call, &owner("m2", 2)).await.unwrap(), 0);
+    assert_eq!(published(), 4.0);
+    assert_eq!(rejected("invalid_parameter"), 2.0);
+
+    let received = alerts_received(&stack, 4).await;
+    let devices: Vec<String> = windows(&received).into_iter().map(|(d, _)| d).collect();
+    assert_eq!(devices, ["GOOD1", "GOOD2", "GOOD3", "GOOD4"]);
 }

@@ -26,9 +26,11 @@
 //!    belongs to the same owner at the same or an earlier attempt (this
 //!    message's own claim, left by a failed or killed attempt);
 //! 2. **publish** through SNS;
-//! 3. **confirm**: an `UpdateItem` sets `state = sent`.
+//! 3. **confirm**: an `UpdateItem` sets `state = sent`; or, when SNS
+//!    refused the alert itself (a parameter error, which no retry can fix),
+//!    **reject**: `state = rejected` with the reason.
 //!
-//! A claim that finds `sent` skips the alert (a replay); one
+//! A claim that finds `sent` or `rejected` skips the alert (a replay); one
 //! that finds a live `pending` claim of another owner, or of a later
 //! attempt of the same message, reports [`Claim::Busy`] with the time left
 //! until that claim goes stale: another worker is publishing it right now.
@@ -69,6 +71,9 @@ use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
 const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest refusal reason kept in a `rejected` entry: SNS's messages are
+/// short, and an entry must stay far below DynamoDB's item size limit.
+const REASON_CHARS: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 #[error("alert ledger ({operation} on table {table}) failed: {message}")]
@@ -125,9 +130,11 @@ impl ClaimOwner {
 /// The outcome of a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// This worker owns the alert: publish it, then [`AlertLedger::confirm`].
+    /// This worker owns the alert: publish it, then [`AlertLedger::confirm`]
+    /// (or [`AlertLedger::reject`]).
     Publish,
-    /// Already published (a replay, or within the cooldown window).
+    /// Already done: published, or refused by SNS for good (a replay, or
+    /// within the cooldown window).
     AlreadySent,
     /// Another owner holds a live claim; it goes stale after `retry_after`
     /// (by then it is confirmed, or this owner may take it over).
@@ -242,7 +249,7 @@ impl AlertLedger {
                         Some(AttributeValue::S(s)) => s.as_str(),
                         _ => "",
                     };
-                    if state == "sent" {
+                    if matches!(state, "sent" | "rejected") {
                         return Ok(Claim::AlreadySent);
                     }
                     let claimed_at = match old.and_then(|i| i.get("claimed_at")) {
@@ -266,21 +273,40 @@ impl AlertLedger {
     /// backoff for up to half the lease: until it lands, a redelivery would
     /// publish the alert again.
     pub async fn confirm(&self, alert: &Alert) -> Result<(), LedgerError> {
+        self.settle(alert, "sent", None).await
+    }
+
+    /// The alternative to step 3: SNS refused the alert itself (`reason`),
+    /// so no later claim publishes it again. Retried like [`Self::confirm`].
+    pub async fn reject(&self, alert: &Alert, reason: &str) -> Result<(), LedgerError> {
+        let reason: String = reason.chars().take(REASON_CHARS).collect();
+        self.settle(alert, "rejected", Some(&reason)).await
+    }
+
+    async fn settle(
+        &self,
+        alert: &Alert,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), LedgerError> {
         let started = std::time::Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
-            let result = self
+            let mut request = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(self.key(alert)))
-                .update_expression("SET #state = :sent, sent_at = :now")
                 .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
-                .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()))
-                .send()
-                .await;
-            let e = match result {
+                .expression_attribute_values(":state", AttributeValue::S(state.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()));
+            request = match reason {
+                Some(reason) => request
+                    .update_expression("SET #state = :state, settled_at = :now, reason = :reason")
+                    .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned())),
+                None => request.update_expression("SET #state = :state, settled_at = :now"),
+            };
+            let e = match request.send().await {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
@@ -289,8 +315,8 @@ impl AlertLedger {
                 return Err(self.error("UpdateItem", &e));
             }
             tracing::warn!(device_id = %alert.device_id, rule = %alert.rule,
-                window_start = %alert.window_start,
-                error = %DisplayErrorContext(&e), "confirming a published alert failed; retrying");
+                window_start = %alert.window_start, state,
+                error = %DisplayErrorContext(&e), "recording an alert in the ledger failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }

@@ -80,7 +80,9 @@ impl AlertSink {
     /// (the same attempt retried in-process, or a redelivery): alerts
     /// already confirmed are skipped, this owner's unconfirmed claims are
     /// taken over at once, so nothing is published twice outside the
-    /// ledger's documented crash window. An error stands for the alerts not done (a publishing
+    /// ledger's documented crash window. An alert SNS refuses for good is
+    /// rejected (logged, counted, marked in the ledger) and the others go
+    /// through. An error stands for the alerts not done (a publishing
     /// error first, then the ledger's, then contention); its
     /// [`class`](crate::failure::Classify::class) says whether and how to
     /// retry ([`AlertError::Busy`] is contention and says when).
@@ -131,25 +133,40 @@ impl AlertSink {
             }
         }
         let outcome = self.publisher.publish(&claimed).await;
-        // Confirm every accepted alert, all at once and each with retries,
-        // before reporting any error: an accepted alert left unconfirmed
-        // would be published again by the retry.
-        let mut confirms = futures_util::stream::FuturesUnordered::new();
+        // Settle every alert SNS accepted or refused for good, all at once
+        // and each with retries, before reporting any error: an accepted
+        // alert left unconfirmed would be published again by the retry.
+        let mut settles = futures_util::stream::FuturesUnordered::new();
         for &i in &outcome.accepted {
             if let Some(alert) = claimed.get(i) {
-                confirms.push(self.ledger.confirm(alert));
+                settles.push(futures_util::future::Either::Left(
+                    self.ledger.confirm(alert),
+                ));
             }
         }
-        let mut confirm_error = None;
-        while let Some(result) = confirms.next().await {
+        for rejection in &outcome.rejected {
+            if let Some(alert) = claimed.get(rejection.index) {
+                crate::metrics::alert_rejected(alert.kind.as_str(), rejection.reason);
+                tracing::error!(device_id = %alert.device_id, rule = %alert.rule,
+                    window_start = %alert.window_start, kind = alert.kind.as_str(),
+                    reason = rejection.reason, code = %rejection.code, message = %rejection.message,
+                    "SNS refused the alert; it is not retried");
+                let why = format!("{}: {}", rejection.code, rejection.message);
+                settles.push(futures_util::future::Either::Right(async move {
+                    self.ledger.reject(alert, &why).await
+                }));
+            }
+        }
+        let mut settle_error = None;
+        while let Some(result) = settles.next().await {
             if let Err(e) = result {
-                confirm_error.get_or_insert(e);
+                settle_error.get_or_insert(e);
             }
         }
         if let Some(e) = outcome.error {
             return Err(e);
         }
-        if let Some(e) = confirm_error.or(claim_error) {
+        if let Some(e) = settle_error.or(claim_error) {
             return Err(e.into());
         }
         if busy > 0 {
