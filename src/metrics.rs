@@ -24,6 +24,7 @@ pub const RECORDS: &str = "fleetwatch_records_total";
 pub const RECORDS_REJECTED: &str = "fleetwatch_records_rejected_total";
 pub const ALERTS_PUBLISHED: &str = "fleetwatch_alerts_published_total";
 pub const ALERTS_SUPPRESSED: &str = "fleetwatch_alerts_suppressed_total";
+pub const ALERTS_REJECTED: &str = "fleetwatch_alerts_rejected_total";
 pub const DYNAMODB_UNPROCESSED_RETRIES: &str = "fleetwatch_dynamodb_unprocessed_retries_total";
 pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_total";
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
@@ -101,6 +102,11 @@ pub fn describe() {
         ALERTS_SUPPRESSED,
         Unit::Count,
         "Alerts not published because the ledger shows them sent (a replay, or within the cooldown), by kind"
+    );
+    describe_counter!(
+        ALERTS_REJECTED,
+        Unit::Count,
+        "Alerts SNS refused for their content (never retried; marked rejected in the ledger), by kind and reason (invalid_parameter, invalid_parameter_value, invalid_request)"
     );
     describe_counter!(
         ALERTS_PUBLISHED,
@@ -255,6 +261,10 @@ pub fn alert_published(kind: &'static str) {
 
 pub fn alert_suppressed(kind: &'static str) {
     counter!(ALERTS_SUPPRESSED, "kind" => kind).increment(1);
+}
+
+pub fn alert_rejected(kind: &'static str, reason: &'static str) {
+    counter!(ALERTS_REJECTED, "kind" => kind, "reason" => reason).increment(1);
 }
 
 pub fn dynamodb_unprocessed_retry() {

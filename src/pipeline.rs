@@ -3,9 +3,11 @@
 //! Readings flow through in chunks, so memory stays bounded whatever the
 //! object's size: each chunk is predicted and written before the next is
 //! read. The object's alerts are handed back to the caller, who publishes
-//! them only after every reading of the message is stored, so a subscriber
-//! never hears of a reading that is not in the table. Every non-blank line
-//! ends up either stored or counted as rejected with a reason (and, with a
+//! them only after every reading of the message is stored (or, once more
+//! than [`MAX_OPEN_ALERTS`] are open, the pipeline publishes those gathered
+//! so far after the chunk holding them is stored), so a subscriber never
+//! hears of a reading that is not in the table. Every non-blank line ends
+//! up either stored or counted as rejected with a reason (and, with a
 //! quarantine prefix, written back to S3).
 //!
 //! Each call to a dependency is a held step ([`retry::hold`]): while S3,
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
-use crate::alerts::{Alert, AlertSink, BreachLog};
+use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
 use crate::inference::features::WINDOW;
 use crate::inference::{InferenceError, OnError, Predictor};
@@ -133,7 +135,7 @@ impl StepError for ProcessError {
             ProcessError::Read(_) | ProcessError::Quarantine(_) => Dependency::S3,
             ProcessError::Inference(_) => Dependency::Inference,
             ProcessError::Store(_) => Dependency::DynamoDb,
-            ProcessError::Alert(e) => e.dependency(),
+            ProcessError::Alert(e) => StepError::dependency(e),
         }
     }
 }
@@ -164,9 +166,14 @@ impl StepError for StoreError {
 
 impl StepError for AlertError {
     fn dependency(&self) -> Dependency {
+        // Contention blames no dependency; it is labelled as publishing.
+        AlertError::dependency(self).unwrap_or(Dependency::Sns)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
         match self {
-            AlertError::Ledger(_) => Dependency::DynamoDb,
-            _ => Dependency::Sns,
+            AlertError::Busy { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
@@ -194,14 +201,6 @@ mod interim {
     impl Classify for StoreError {
         fn class(&self) -> FailureClass {
             FailureClass::Transient
-        }
-    }
-    impl Classify for AlertError {
-        fn class(&self) -> FailureClass {
-            match self {
-                AlertError::Busy { .. } => FailureClass::Contention,
-                _ => FailureClass::Transient,
-            }
         }
     }
 }
@@ -257,9 +256,16 @@ impl Pipeline {
 
     /// Publishes alerts (at most once per device, rule and window; see
     /// [`crate::alerts::ledger`]). Returns how many were published now.
-    pub async fn deliver_alerts(&self, alerts: &[Alert]) -> Result<usize, AlertError> {
+    /// Their ledger claims are made for `owner` (the SQS message and its
+    /// receive count), so a retry or redelivery of the same message takes
+    /// its own claims over at once.
+    pub async fn deliver_alerts(
+        &self,
+        alerts: &[Alert],
+        owner: &ClaimOwner,
+    ) -> Result<usize, AlertError> {
         match &self.alerts {
-            Some(sink) if !alerts.is_empty() => sink.deliver(alerts.to_vec()).await,
+            Some(sink) if !alerts.is_empty() => sink.deliver(alerts.to_vec(), owner).await,
             _ => Ok(0),
         }
     }
@@ -422,11 +428,19 @@ struct ObjectRun<'p> {
     attempt: Attempt<'p>,
     chunk: Chunk,
     breaches: BreachLog<'p>,
+    /// Alerts taken out of `breaches` so far (delivered early or at the end).
+    alerts: u64,
     rejections: RejectionLog<'p>,
 }
 
 impl<'p> ObjectRun<'p> {
     fn new(pipeline: &'p Pipeline, object: &'p ObjectRef, attempt: Attempt<'p>) -> Self {
+        // The ledger's windows; without a sink they only shape the count.
+        let cooldown = pipeline
+            .alerts
+            .as_ref()
+            .map(|sink| sink.ledger.cooldown())
+            .unwrap_or_default();
         ObjectRun {
             pipeline,
             object,
@@ -435,9 +449,11 @@ impl<'p> ObjectRun<'p> {
             breaches: BreachLog::new(
                 &pipeline.rules,
                 pipeline.maintenance_min_score,
+                cooldown,
                 &object.bucket,
                 &object.key,
             ),
+            alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
         }
     }
@@ -482,23 +498,40 @@ impl<'p> ObjectRun<'p> {
         let n = fresh.len();
         metrics::records_stored(n);
         chunk.keep_context();
+        if self.breaches.len() > MAX_OPEN_ALERTS {
+            self.deliver_early().await?;
+        }
         Ok(n as u64)
     }
 
-    /// Writes the quarantine; returns the report and the object's alerts.
+    /// Publishes the alerts gathered so far (their readings are stored),
+    /// holding the message while SNS or the ledger fails.
+    async fn deliver_early(&mut self) -> Result<(), ProcessError> {
+        let alerts = self.breaches.take();
+        self.alerts += alerts.len() as u64;
+        let (pipeline, owner) = (self.pipeline, self.attempt.owner);
+        retry::hold(self.attempt, "publishing alerts", || {
+            pipeline.deliver_alerts(&alerts, owner)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the quarantine; returns the report and the object's alerts
+    /// not published yet.
     async fn finish(
-        self,
+        mut self,
         mut report: ObjectReport,
     ) -> Result<(ObjectReport, Vec<Alert>), ProcessError> {
         report.rejected = self.rejections.count;
+        let alerts = self.breaches.take();
+        report.alerts = self.alerts + alerts.len() as u64;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             retry::hold(self.attempt, "writing the quarantine", || {
                 q.write(self.object, &records)
             })
             .await?;
         }
-        let alerts = self.breaches.into_alerts();
-        report.alerts = alerts.len() as u64;
         Ok((report, alerts))
     }
 

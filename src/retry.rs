@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::alerts::ClaimOwner;
 use crate::backoff::Backoff;
 use crate::dependencies::DependencyHealth;
 use crate::failure::{Classify, Dependency, FailureClass};
@@ -84,6 +85,9 @@ pub trait StepError: Classify + fmt::Display {
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
     pub health: &'a DependencyHealth,
+    /// Who claims this attempt's alerts in the ledger (the message and its
+    /// receive count), so its own claims are taken over at once.
+    pub owner: &'a ClaimOwner,
     /// Steps stop retrying then: the message must be released before SQS's
     /// visibility ceiling makes it visible to others anyway.
     pub hold_until: Instant,
@@ -223,9 +227,13 @@ mod tests {
         }
     }
 
+    static OWNER: std::sync::LazyLock<ClaimOwner> =
+        std::sync::LazyLock::new(|| ClaimOwner::new("message-1", 1));
+
     fn attempt(health: &DependencyHealth, hold: Duration) -> Attempt<'_> {
         Attempt {
             health,
+            owner: &OWNER,
             hold_until: Instant::now() + hold,
         }
     }

@@ -34,8 +34,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::Alert;
 use crate::alerts::publisher::AlertError;
+use crate::alerts::{Alert, ClaimOwner};
 use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::metrics;
@@ -321,8 +321,10 @@ async fn handle_message(
         Notification::Objects(objects) => objects,
     };
 
+    let owner = ClaimOwner::new(&message_id, receive_count);
     let attempt = Attempt {
         health: ctx.health.dependencies(),
+        owner: &owner,
         hold_until: received_at + MAX_INVISIBLE.saturating_sub(HOLD_MARGIN),
     };
     let work = async {
@@ -395,7 +397,7 @@ async fn deliver_alerts(
                 slot.park(parked);
             }
         },
-        || ctx.pipeline.deliver_alerts(alerts),
+        || ctx.pipeline.deliver_alerts(alerts, attempt.owner),
     )
     .await
     .map(|_| ())

@@ -257,11 +257,12 @@ async fn a_failed_visibility_extension_does_not_lose_the_lease() {
     let mut second = s.worker(&env);
     first.wait_ready().await;
     second.wait_ready().await;
-    s.proxy.set_config(
-        FaultConfig::new(21)
-            .service("dynamodb", 1.0)
-            .intermittent("sqs", "ChangeMessageVisibility", 8),
-    );
+    s.proxy
+        .set_config(FaultConfig::new(21).service("dynamodb", 1.0).intermittent(
+            "sqs",
+            "ChangeMessageVisibility",
+            8,
+        ));
     s.stack
         .put_object("incoming/slow.jsonl", object("SLOW1", 3, 80))
         .await;

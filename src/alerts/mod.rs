@@ -1,22 +1,68 @@
 //! Alerting: which readings deserve a message, grouped so that one object
-//! yields at most one alert per device and rule, and their publication.
+//! yields at most one alert per device, rule and cooldown window, and their
+//! publication.
 //!
 //! The original Lambda sent one email per hot reading. Here the breaches of
-//! one object are folded into a [`BreachLog`] and turned into [`Alert`]s
-//! (count, first and last time, worst value) once the object's readings are
-//! stored; the [`publisher`] sends them through SNS.
+//! one object are folded into a [`BreachLog`] per device, rule and cooldown
+//! window (the same windows the [`ledger`] keys alerts by) and turned into
+//! [`Alert`]s (count, first and last time, worst value within the window)
+//! once the readings are stored; [`AlertSink::deliver`] sends them through
+//! SNS exactly once per window.
 
 pub mod ledger;
 pub mod publisher;
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use crate::inference::{Label, Prediction};
 use crate::telemetry::{Reading, Timestamp};
+pub use ledger::ClaimOwner;
+use publisher::AlertError;
 use rules::AlertRule;
+
+/// Open alerts (windows) past which the pipeline delivers what an object
+/// has gathered so far instead of holding it to the object's end, so an
+/// object with breaches spread over thousands of windows cannot grow the
+/// [`BreachLog`] without limit. A window delivered early and met again
+/// later in the object is suppressed by the ledger: still one alert.
+pub const MAX_OPEN_ALERTS: usize = 1000;
+/// Claims made at once: enough to hide DynamoDB's latency when an object
+/// yields many alerts, few enough not to flood the table.
+const CLAIMS_IN_FLIGHT: usize = 16;
+
+/// The cooldown (`FLEETWATCH_ALERT_COOLDOWN`): event time is cut into
+/// windows of this length, aligned to the epoch, and each (device, rule,
+/// window) gets at most one alert. The one place the window arithmetic
+/// lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cooldown {
+    /// The window length in milliseconds, at least 1.
+    millis: i64,
+}
+
+impl Cooldown {
+    pub fn new(length: Duration) -> Self {
+        Cooldown {
+            millis: length.as_millis().clamp(1, i64::MAX as u128) as i64,
+        }
+    }
+
+    /// The start of the window holding `at`.
+    pub fn window_start(self, at: Timestamp) -> Timestamp {
+        Timestamp::from_unix_millis(at.unix_millis().div_euclid(self.millis) * self.millis)
+    }
+}
+
+impl Default for Cooldown {
+    /// `FLEETWATCH_ALERT_COOLDOWN`'s default, 15 minutes.
+    fn default() -> Self {
+        Cooldown::new(Duration::from_secs(15 * 60))
+    }
+}
 
 /// Publishing alerts exactly once: the ledger's claim, SNS, the ledger's
 /// confirmation (see [`ledger`] for the protocol and its crash windows).
@@ -27,46 +73,107 @@ pub struct AlertSink {
 }
 
 impl AlertSink {
-    /// Publishes the alerts not published before. Returns how many were
-    /// published now; an error leaves the rest to a redelivery.
-    pub async fn deliver(&self, mut alerts: Vec<Alert>) -> Result<usize, publisher::AlertError> {
-        let mut claimed = Vec::with_capacity(alerts.len());
+    /// Publishes the alerts not published before, claiming them for
+    /// `owner`. Returns how many were published now.
+    ///
+    /// Safe to call again with the same alerts and owner after any error
+    /// (the same attempt retried in-process, or a redelivery): alerts
+    /// already confirmed are skipped, this owner's unconfirmed claims are
+    /// taken over at once, so nothing is published twice outside the
+    /// ledger's documented crash window. An alert SNS refuses for good is
+    /// rejected (logged, counted, marked in the ledger) and the others go
+    /// through. An error stands for the alerts not done (a publishing
+    /// error first, then the ledger's, then contention); its
+    /// [`class`](crate::failure::Classify::class) says whether and how to
+    /// retry ([`AlertError::Busy`] is contention and says when).
+    pub async fn deliver(
+        &self,
+        alerts: Vec<Alert>,
+        owner: &ClaimOwner,
+    ) -> Result<usize, AlertError> {
+        // One identity claimed twice by one owner would be published twice
+        // (the second claim takes over the first): keep the first.
+        let cooldown = self.ledger.cooldown();
+        let mut seen = HashSet::new();
+        let alerts = alerts.into_iter().filter(|a| {
+            let window = cooldown.window_start(a.window_start).unix_millis();
+            seen.insert((a.device_id.clone(), a.rule.clone(), window))
+        });
+        let claims: Vec<_> = futures_util::stream::iter(alerts)
+            .map(|alert| async move {
+                let claim = self.ledger.claim(&alert, owner).await;
+                (alert, claim)
+            })
+            .buffered(CLAIMS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut claimed = Vec::with_capacity(claims.len());
         let mut busy = 0;
-        for mut alert in alerts.drain(..) {
-            self.ledger.assign_window(&mut alert);
-            match self.ledger.claim(&alert).await? {
-                ledger::Claim::Publish => claimed.push(alert),
-                ledger::Claim::AlreadySent => {
+        let mut retry_after = Duration::ZERO;
+        let mut claim_error = None;
+        for (alert, claim) in claims {
+            match claim {
+                Ok(ledger::Claim::Publish) => claimed.push(alert),
+                Ok(ledger::Claim::AlreadySent) => {
                     crate::metrics::alert_suppressed(alert.kind.as_str());
-                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule, "alert already sent in this window");
+                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule,
+                        window_start = %alert.window_start, "alert already sent in this window");
                 }
-                ledger::Claim::Busy => busy += 1,
+                Ok(ledger::Claim::Busy { retry_after: after }) => {
+                    busy += 1;
+                    retry_after = retry_after.max(after);
+                    tracing::debug!(device_id = %alert.device_id, rule = %alert.rule,
+                        window_start = %alert.window_start, retry_after = ?after,
+                        "alert claimed by another worker");
+                }
+                // The alerts claimed still go out; this one is retried.
+                Err(e) => {
+                    claim_error.get_or_insert(e);
+                }
             }
         }
         let outcome = self.publisher.publish(&claimed).await;
-        // Confirm every accepted alert, all at once and each with retries,
-        // before reporting any error: an accepted alert left unconfirmed
-        // would be published again by the redelivery.
-        let mut confirms = futures_util::stream::FuturesUnordered::new();
+        // Settle every alert SNS accepted or refused for good, all at once
+        // and each with retries, before reporting any error: an accepted
+        // alert left unconfirmed would be published again by the retry.
+        let mut settles = futures_util::stream::FuturesUnordered::new();
         for &i in &outcome.accepted {
             if let Some(alert) = claimed.get(i) {
-                confirms.push(self.ledger.confirm(alert));
+                settles.push(futures_util::future::Either::Left(
+                    self.ledger.confirm(alert),
+                ));
             }
         }
-        let mut confirm_error = None;
-        while let Some(result) = confirms.next().await {
+        for rejection in &outcome.rejected {
+            if let Some(alert) = claimed.get(rejection.index) {
+                crate::metrics::alert_rejected(alert.kind.as_str(), rejection.reason);
+                tracing::error!(device_id = %alert.device_id, rule = %alert.rule,
+                    window_start = %alert.window_start, kind = alert.kind.as_str(),
+                    reason = rejection.reason, code = %rejection.code, message = %rejection.message,
+                    "SNS refused the alert; it is not retried");
+                let why = format!("{}: {}", rejection.code, rejection.message);
+                settles.push(futures_util::future::Either::Right(async move {
+                    self.ledger.reject(alert, &why).await
+                }));
+            }
+        }
+        let mut settle_error = None;
+        while let Some(result) = settles.next().await {
             if let Err(e) = result {
-                confirm_error.get_or_insert(e);
+                settle_error.get_or_insert(e);
             }
         }
         if let Some(e) = outcome.error {
             return Err(e);
         }
-        if let Some(e) = confirm_error {
+        if let Some(e) = settle_error.or(claim_error) {
             return Err(e.into());
         }
         if busy > 0 {
-            return Err(publisher::AlertError::Busy { count: busy });
+            return Err(AlertError::Busy {
+                count: busy,
+                retry_after,
+            });
         }
         Ok(outcome.accepted.len())
     }
@@ -98,7 +205,8 @@ impl AlertKind {
     }
 }
 
-/// One alert: every breach of one rule by one device within one object.
+/// One alert: every breach of one rule by one device within one cooldown
+/// window, as far as one object (or the part of it delivered early) shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub device_id: String,
@@ -111,30 +219,39 @@ pub struct Alert {
     pub threshold: String,
     /// The comparison (`>`), for the subject line.
     pub op: &'static str,
-    /// Readings that broke the rule.
+    /// Readings that broke the rule within the window.
     pub count: u64,
     pub first: Timestamp,
     pub last: Timestamp,
-    /// The worst offending value, as written in the input.
+    /// The worst offending value within the window, as written in the input.
     pub worst_value: String,
     pub worst_at: Timestamp,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
-    /// Start of the cooldown window of the first breach: with device and
-    /// rule, the alert's identity in the [`ledger`].
-    pub window_start: Option<Timestamp>,
+    /// Start of the cooldown window every breach of this alert falls in:
+    /// with device and rule, the alert's identity in the [`ledger`].
+    pub window_start: Timestamp,
     pub bucket: String,
     pub key: String,
 }
 
-/// Breaches seen so far in one object, folded per device and rule.
-/// Memory is bounded by devices × rules, not by readings.
+/// Breaches seen so far in one object, folded per device, rule and
+/// cooldown window. Memory is bounded by the open alerts (devices × rules ×
+/// windows), not by readings; the pipeline [`take`](BreachLog::take)s them
+/// out early past [`MAX_OPEN_ALERTS`].
 #[derive(Debug)]
 pub struct BreachLog<'a> {
+    /// The safety rules, evaluated on every reading.
     rules: &'a [AlertRule],
+    /// A POSITIVE prediction scoring at least this raises a maintenance
+    /// alert; `None` disables them.
     maintenance_min_score: Option<f64>,
-    // BTreeMap so alerts come out in a stable order (device, then rule).
-    open: BTreeMap<(String, AlertKind, usize), Alert>,
+    /// The windows breaches are folded into (the ledger's).
+    cooldown: Cooldown,
+    /// The open alerts by (device, kind, rule index, window start); a
+    /// BTreeMap so alerts come out in a stable order (device, rule, time).
+    open: BTreeMap<(String, AlertKind, usize, i64), Alert>,
+    /// The object the breaches come from, quoted in every alert.
     bucket: String,
     key: String,
 }
@@ -142,15 +259,18 @@ pub struct BreachLog<'a> {
 impl<'a> BreachLog<'a> {
     /// `maintenance_min_score`: a POSITIVE prediction scoring at least this
     /// raises a maintenance alert; `None` disables maintenance alerts.
+    /// `cooldown` must be the ledger's ([`ledger::AlertLedger::cooldown`]).
     pub fn new(
         rules: &'a [AlertRule],
         maintenance_min_score: Option<f64>,
+        cooldown: Cooldown,
         bucket: &str,
         key: &str,
     ) -> Self {
         BreachLog {
             rules,
             maintenance_min_score,
+            cooldown,
             open: BTreeMap::new(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -208,7 +328,13 @@ impl<'a> BreachLog<'a> {
         describe: impl FnOnce() -> (String, String, String, &'static str, Option<String>),
     ) {
         let at = reading.timestamp;
-        let entry_key = (reading.device_id.clone(), kind, index);
+        let window_start = self.cooldown.window_start(at);
+        let entry_key = (
+            reading.device_id.clone(),
+            kind,
+            index,
+            window_start.unix_millis(),
+        );
         match self.open.get_mut(&entry_key) {
             Some(alert) => {
                 alert.count += 1;
@@ -237,7 +363,7 @@ impl<'a> BreachLog<'a> {
                         worst_value: value.to_owned(),
                         worst_at: at,
                         model,
-                        window_start: None,
+                        window_start,
                         bucket: self.bucket.clone(),
                         key: self.key.clone(),
                     },
@@ -246,9 +372,26 @@ impl<'a> BreachLog<'a> {
         }
     }
 
-    /// The alerts, one per device and rule, in a stable order.
-    pub fn into_alerts(self) -> Vec<Alert> {
-        self.open.into_values().collect()
+    /// The open alerts (windows with a breach not yet taken out).
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Takes out the alerts gathered so far (one per device, rule and
+    /// window, in a stable order) and starts afresh; breaches recorded later
+    /// in an already taken window make a new alert for it, which the ledger
+    /// then suppresses.
+    pub fn take(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.open).into_values().collect()
+    }
+
+    /// The alerts, one per device, rule and window, in a stable order.
+    pub fn into_alerts(mut self) -> Vec<Alert> {
+        self.take()
     }
 }
 
@@ -291,7 +434,7 @@ mod tests {
     #[test]
     fn folds_breaches_per_device_and_rule() {
         let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, "b", "k");
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
         log.record(&reading("VHC002", 3, "110"), None);
         log.record(&reading("VHC002", 1, "124"), None);
         log.record(&reading("VHC002", 2, "101"), None);
@@ -307,12 +450,83 @@ mod tests {
         assert_eq!(a.worst_value, "124");
         assert_eq!(a.worst_at, Timestamp::from_unix_millis(60_000));
         assert_eq!(a.rule, "engine_temp_c > 100");
+        assert_eq!(a.window_start, Timestamp::from_unix_millis(0));
+    }
+
+    #[test]
+    fn folds_per_cooldown_window() {
+        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        // Minutes 14 and 15 straddle the 15-minute boundary; 44 is a third
+        // window. Out of order on purpose.
+        for (minute, temp) in [
+            (44, "105"),
+            (15, "130"),
+            (14, "120"),
+            (16, "101"),
+            (1, "90"),
+        ] {
+            log.record(&reading("VHC002", minute, temp), None);
+        }
+        assert_eq!(log.len(), 3);
+        let alerts = log.take();
+        assert!(log.is_empty(), "take empties the log");
+        let windows: Vec<(i64, u64, &str, i64, i64)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.window_start.unix_millis() / 60_000,
+                    a.count,
+                    a.worst_value.as_str(),
+                    a.first.unix_millis() / 60_000,
+                    a.last.unix_millis() / 60_000,
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                (0, 1, "120", 14, 14),
+                (15, 2, "130", 15, 16),
+                (30, 1, "105", 44, 44)
+            ]
+        );
+        // The log goes on after a take: a window seen again is a new alert
+        // (the ledger suppresses it when it was delivered).
+        log.record(&reading("VHC002", 20, "140"), None);
+        let again = log.into_alerts();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].window_start,
+            Timestamp::from_unix_millis(15 * 60_000)
+        );
+    }
+
+    #[test]
+    fn windows_are_epoch_aligned_in_event_time() {
+        let c = Cooldown::new(Duration::from_secs(15 * 60));
+        let at = |ms| {
+            c.window_start(Timestamp::from_unix_millis(ms))
+                .unix_millis()
+        };
+        assert_eq!(at(0), 0);
+        assert_eq!(at(899_999), 0);
+        assert_eq!(at(900_000), 900_000);
+        assert_eq!(
+            at(-1),
+            -900_000,
+            "before the epoch rounds down, not to zero"
+        );
+        assert_eq!(
+            Cooldown::new(Duration::ZERO),
+            Cooldown::new(Duration::from_millis(1))
+        );
     }
 
     #[test]
     fn maintenance_alerts_need_a_positive_prediction_above_the_level() {
         let rules: Vec<AlertRule> = vec![];
-        let mut log = BreachLog::new(&rules, Some(0.8), "b", "k");
+        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
         let p = |label, score| Prediction {
             label,
             score,

@@ -5,47 +5,143 @@
 //! and Lambda subscribers. Message attributes (`device_id`, `rule`,
 //! `severity`, `kind`) let subscribers route alerts with filter policies
 //! instead of one topic per vehicle.
+//!
+//! Failures are told apart by [`crate::failure`]: an entry (or a whole
+//! call) SNS refuses for its content (`InvalidParameter`: a message too
+//! long, an empty attribute) can never be published, so that alert is
+//! *rejected*, reported in [`PublishOutcome::rejected`], and the others go
+//! on; throttling and everything else is retried, then reported as an
+//! error so the work is redone later.
 
 use std::time::Duration;
 
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::json;
 
 use super::Alert;
 use crate::backoff::Backoff;
+use crate::failure::{Classify, Dependency, FailureClass, classify_response, classify_sdk};
 use crate::metrics;
 
 /// PublishBatch takes at most ten entries.
 const MAX_BATCH: usize = 10;
-/// Attempts for entries SNS reports as failed before the object is failed.
+/// Attempts for entries SNS reports as failed (for a reason that may pass)
+/// before the delivery fails.
 const MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
+    /// The `PublishBatch` call itself failed (an outage, throttling, a
+    /// timeout); a call refused for its content becomes rejections instead.
     #[error("SNS PublishBatch to {topic} failed: {message}")]
-    Call { topic: String, message: String },
+    Call {
+        topic: String,
+        message: String,
+        class: FailureClass,
+    },
+    /// SNS kept failing some entries with retryable errors.
     #[error(
-        "SNS refused {count} alert(s) on {topic} after {MAX_ATTEMPTS} attempts, first: {code}: {message}"
+        "SNS failed {count} alert(s) on {topic} after {MAX_ATTEMPTS} attempts, first: {code}: {message}"
     )]
-    Refused {
+    EntriesFailed {
         topic: String,
         count: usize,
         code: String,
         message: String,
+        class: FailureClass,
     },
-    #[error("could not build an SNS request: {0}")]
-    Build(String),
     #[error(transparent)]
     Ledger(#[from] super::ledger::LedgerError),
-    #[error("{count} alert(s) are being published by another worker right now; retrying later")]
-    Busy { count: usize },
+    /// Another worker holds live claims on `count` alerts; the last of
+    /// those claims goes stale after `retry_after`.
+    #[error(
+        "{count} alert(s) are being published by another worker right now; retry in {retry_after:?} at the latest"
+    )]
+    Busy { count: usize, retry_after: Duration },
+}
+
+impl Classify for AlertError {
+    fn class(&self) -> FailureClass {
+        match self {
+            AlertError::Call { class, .. } | AlertError::EntriesFailed { class, .. } => *class,
+            AlertError::Ledger(e) => e.class(),
+            AlertError::Busy { .. } => FailureClass::Contention,
+        }
+    }
+}
+
+impl AlertError {
+    /// The dependency that failed: SNS, DynamoDB for the ledger, none for
+    /// contention (no dependency is at fault).
+    pub fn dependency(&self) -> Option<Dependency> {
+        match self {
+            AlertError::Call { .. } | AlertError::EntriesFailed { .. } => Some(Dependency::Sns),
+            AlertError::Ledger(_) => Some(Dependency::DynamoDb),
+            AlertError::Busy { .. } => None,
+        }
+    }
 }
 
 /// Sends alerts to one topic.
 #[derive(Debug, Clone)]
 pub struct AlertPublisher {
+    /// The SNS client.
     client: aws_sdk_sns::Client,
+    /// The topic every alert goes to.
     topic_arn: String,
+}
+
+/// An alert SNS refused for its content: publishing it again can never
+/// succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the alert in the slice given to [`AlertPublisher::publish`].
+    pub index: usize,
+    /// The `reason` label of `fleetwatch_alerts_rejected_total`: SNS's code
+    /// in snake case, from a fixed set.
+    pub reason: &'static str,
+    /// SNS's error code as sent (empty when the request could not be built).
+    pub code: String,
+    /// SNS's explanation, for the log and the ledger.
+    pub message: String,
+}
+
+/// What [`AlertPublisher::publish`] achieved.
+#[derive(Debug, Default)]
+pub struct PublishOutcome {
+    /// Indices (into the published slice) of the alerts SNS accepted.
+    pub accepted: Vec<usize>,
+    /// Alerts SNS refused for good; neither accepted nor to be retried.
+    pub rejected: Vec<Rejection>,
+    /// What stopped the rest (neither accepted nor rejected), if anything:
+    /// they are to be retried later.
+    pub error: Option<AlertError>,
+}
+
+impl PublishOutcome {
+    fn reject(&mut self, index: usize, code: Option<&str>, message: &str) {
+        let code = code.unwrap_or_default();
+        self.rejected.push(Rejection {
+            index,
+            reason: reason_label(code),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+}
+
+/// How one batch ended, when no error stopped it.
+enum Batch<'a> {
+    /// Every entry was accepted or rejected.
+    Done,
+    /// SNS refused the whole call for its content: one of these alerts (or
+    /// several) is at fault, not telling which.
+    Refused {
+        pending: Vec<(usize, &'a Alert)>,
+        code: Option<String>,
+        message: String,
+    },
 }
 
 impl AlertPublisher {
@@ -54,15 +150,38 @@ impl AlertPublisher {
     }
 
     /// Publishes every alert. Returns the indices of the alerts SNS
-    /// accepted, and the error that stopped the rest, if any (the message is
-    /// then not deleted and the work is redone).
+    /// accepted, those it refused for good, and the error that stopped the
+    /// rest, if any (the work is then redone).
     pub async fn publish(&self, alerts: &[Alert]) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
-        for (n, chunk) in alerts.chunks(MAX_BATCH).enumerate() {
-            if let Err(e) = self
-                .publish_batch(n * MAX_BATCH, chunk, &mut outcome.accepted)
-                .await
-            {
+        let indexed: Vec<(usize, &Alert)> = alerts.iter().enumerate().collect();
+        for batch in indexed.chunks(MAX_BATCH) {
+            let result = match self.publish_batch(batch, &mut outcome).await {
+                Ok(Batch::Done) => Ok(()),
+                Ok(Batch::Refused {
+                    pending,
+                    code,
+                    message,
+                }) if pending.len() > 1 => {
+                    // One bad alert must not take nine good ones with it:
+                    // send them one by one to find the refused ones.
+                    tracing::warn!(alerts = pending.len(), code = code.as_deref().unwrap_or_default(), %message,
+                        "SNS refused a whole batch; publishing its alerts one by one");
+                    self.publish_singly(&pending, &mut outcome).await
+                }
+                Ok(Batch::Refused {
+                    pending,
+                    code,
+                    message,
+                }) => {
+                    for (i, _) in pending {
+                        outcome.reject(i, code.as_deref(), &message);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
                 outcome.error = Some(e);
                 break;
             }
@@ -70,76 +189,168 @@ impl AlertPublisher {
         outcome
     }
 
-    async fn publish_batch(
+    async fn publish_singly(
         &self,
-        offset: usize,
-        alerts: &[Alert],
-        accepted: &mut Vec<usize>,
+        alerts: &[(usize, &Alert)],
+        outcome: &mut PublishOutcome,
     ) -> Result<(), AlertError> {
-        let mut pending: Vec<(usize, &Alert)> = alerts.iter().enumerate().collect();
+        for one in alerts.chunks(1) {
+            if let Batch::Refused { code, message, .. } = self.publish_batch(one, outcome).await? {
+                outcome.reject(one[0].0, code.as_deref(), &message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one batch (≤ 10 alerts), retrying the entries SNS failed
+    /// for a reason that may pass and rejecting those it refused for good.
+    async fn publish_batch<'a>(
+        &self,
+        batch: &[(usize, &'a Alert)],
+        outcome: &mut PublishOutcome,
+    ) -> Result<Batch<'a>, AlertError> {
+        let mut pending: Vec<(usize, &Alert)> = batch.to_vec();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let entries = pending
-                .iter()
-                .map(|(i, a)| entry(*i, a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let output = self
+            let mut entries = Vec::with_capacity(pending.len());
+            pending.retain(|&(i, alert)| match entry(i, alert) {
+                Ok(e) => {
+                    entries.push(e);
+                    true
+                }
+                Err(message) => {
+                    outcome.reject(i, None, &message);
+                    false
+                }
+            });
+            if entries.is_empty() {
+                return Ok(Batch::Done);
+            }
+            let output = match self
                 .client
                 .publish_batch()
                 .topic_arn(&self.topic_arn)
                 .set_publish_batch_request_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| AlertError::Call {
-                    topic: self.topic_arn.clone(),
-                    message: aws_sdk_sns::error::DisplayErrorContext(&e).to_string(),
-                })?;
+            {
+                Ok(output) => output,
+                Err(e) => {
+                    let message = DisplayErrorContext(&e).to_string();
+                    let class = match classify_sdk(&e) {
+                        // SNS names the parameter it refuses; a topic it
+                        // will not take is the configuration's fault, never
+                        // one alert's: waiting costs time, rejecting every
+                        // alert would lose them.
+                        FailureClass::Permanent if names_the_topic(&message) => {
+                            FailureClass::Transient
+                        }
+                        class => class,
+                    };
+                    if class == FailureClass::Permanent {
+                        let code = e
+                            .as_service_error()
+                            .and_then(|s| s.code())
+                            .map(str::to_owned);
+                        return Ok(Batch::Refused {
+                            pending,
+                            code,
+                            message,
+                        });
+                    }
+                    return Err(AlertError::Call {
+                        topic: self.topic_arn.clone(),
+                        message,
+                        class,
+                    });
+                }
+            };
             let failed = output.failed();
-            let is_failed = |i: usize| failed.iter().any(|f| f.id() == i.to_string());
-            for (i, alert) in pending.iter().filter(|(i, _)| !is_failed(*i)) {
-                metrics::alert_published(alert.kind.as_str());
-                accepted.push(offset + i);
+            let mut retry = Vec::new();
+            let mut first_failure = None;
+            let mut throttled = false;
+            for (i, alert) in pending {
+                let id = i.to_string();
+                let Some(f) = failed.iter().find(|f| f.id() == id) else {
+                    metrics::alert_published(alert.kind.as_str());
+                    outcome.accepted.push(i);
+                    continue;
+                };
+                // The entry's own fault flag stands for the HTTP status a
+                // whole call would have had.
+                let status = if f.sender_fault() { 400 } else { 500 };
+                match classify_response(Some(f.code()), status) {
+                    FailureClass::Permanent => {
+                        outcome.reject(i, Some(f.code()), f.message().unwrap_or_default());
+                    }
+                    class => {
+                        throttled |= class == FailureClass::Throttled;
+                        first_failure.get_or_insert_with(|| {
+                            (
+                                f.code().to_owned(),
+                                f.message().unwrap_or_default().to_owned(),
+                            )
+                        });
+                        retry.push((i, alert));
+                    }
+                }
             }
-            if failed.is_empty() {
-                return Ok(());
-            }
+            pending = retry;
+            let Some((code, message)) = first_failure else {
+                return Ok(Batch::Done);
+            };
+            let class = if throttled {
+                FailureClass::Throttled
+            } else {
+                FailureClass::Transient
+            };
             if attempt >= MAX_ATTEMPTS {
-                let first = &failed[0];
-                return Err(AlertError::Refused {
+                return Err(AlertError::EntriesFailed {
                     topic: self.topic_arn.clone(),
-                    count: failed.len(),
-                    code: first.code().to_owned(),
-                    message: first.message().unwrap_or_default().to_owned(),
+                    count: pending.len(),
+                    code,
+                    message,
+                    class,
                 });
             }
             tracing::warn!(
-                failed = failed.len(),
+                failed = pending.len(),
                 attempt,
-                "SNS refused some alerts; retrying them"
+                code,
+                "SNS failed some alerts; retrying them"
             );
-            pending.retain(|(i, _)| is_failed(*i));
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 }
 
-/// What [`AlertPublisher::publish`] achieved.
-#[derive(Debug, Default)]
-pub struct PublishOutcome {
-    /// Indices (into the published slice) of the alerts SNS accepted.
-    pub accepted: Vec<usize>,
-    pub error: Option<AlertError>,
+/// Whether an SNS refusal is about the `TopicArn` parameter
+/// (`Invalid parameter: TopicArn`).
+fn names_the_topic(message: &str) -> bool {
+    message.contains("TopicArn")
 }
 
-fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, AlertError> {
+/// The `reason` label for an SNS code that means "this alert is invalid":
+/// a fixed set, so a label can never come from the network.
+fn reason_label(code: &str) -> &'static str {
+    match code {
+        "InvalidParameter" | "InvalidParameterException" => "invalid_parameter",
+        "InvalidParameterValue" | "InvalidParameterValueException" => "invalid_parameter_value",
+        _ => "invalid_request",
+    }
+}
+
+/// One entry of a `PublishBatch` request; an error says why it cannot be
+/// built (the alert is then rejected like one SNS refused).
+fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, String> {
     let attr = |v: &str| {
         MessageAttributeValue::builder()
             .data_type("String")
             .string_value(v)
             .build()
-            .map_err(|e| AlertError::Build(e.to_string()))
+            .map_err(|e| e.to_string())
     };
     let text = email_text(alert);
     let body = json!({
@@ -158,7 +369,7 @@ fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, AlertErro
         .message_attributes("severity", attr(alert.kind.severity())?)
         .message_attributes("kind", attr(alert.kind.as_str())?)
         .build()
-        .map_err(|e| AlertError::Build(e.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `Fleet alert: VHC002 engine_temp_c 124 > 100`: SNS subjects must be ASCII,
@@ -230,7 +441,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": alert.worst_value,
         "worst_timestamp": alert.worst_at.to_string(),
         "model": alert.model,
-        "window_start": alert.window_start.map(|t| t.to_string()),
+        "window_start": alert.window_start.to_string(),
         "source": { "bucket": alert.bucket, "key": alert.key },
     })
 }
@@ -255,7 +466,7 @@ mod tests {
             worst_value: "124".into(),
             worst_at: Timestamp::from_unix_millis(1_760_914_020_000),
             model: None,
-            window_start: None,
+            window_start: Timestamp::from_unix_millis(1_760_913_900_000),
             bucket: "b".into(),
             key: "fleet data.txt".into(),
         }
@@ -271,6 +482,18 @@ mod tests {
         long.device_id = "X".repeat(128);
         let s = subject(&long);
         assert!(s.len() < 100 && s.is_ascii());
+    }
+
+    #[test]
+    fn a_refused_topic_is_not_an_alert_s_fault() {
+        assert!(names_the_topic(
+            "InvalidParameter: Invalid parameter: TopicArn"
+        ));
+        assert!(!names_the_topic(
+            "InvalidParameter: Invalid parameter: Message too long"
+        ));
+        assert_eq!(reason_label("InvalidParameter"), "invalid_parameter");
+        assert_eq!(reason_label("whatever SNS sends"), "invalid_request");
     }
 
     #[test]
