@@ -33,6 +33,8 @@ pub const SQS_RECEIVE_PAUSED: &str = "fleetwatch_sqs_receive_paused";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
+pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_evictions_total";
+pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -143,6 +145,16 @@ pub fn describe() {
         Unit::Seconds,
         "Time from a message being sent to the queue to its receipt"
     );
+    describe_counter!(
+        FEATURE_CONTEXT_EVICTIONS,
+        Unit::Count,
+        "Devices dropped from an object's feature history because it tracked the most devices it may; their next readings start a new window"
+    );
+    describe_counter!(
+        INFERENCE_ROWS,
+        Unit::Count,
+        "Readings sent to the model or endpoint for a prediction"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(SQS_RECEIVE_PAUSED).set(0.0);
 }
@@ -227,6 +239,14 @@ pub fn dynamodb_items_written(n: usize) {
 
 pub fn inference_unknown(readings: usize) {
     counter!(INFERENCE_UNKNOWN).increment(readings as u64);
+}
+
+pub fn feature_context_evicted() {
+    counter!(FEATURE_CONTEXT_EVICTIONS).increment(1);
+}
+
+pub fn inference_rows(rows: usize) {
+    counter!(INFERENCE_ROWS).increment(rows as u64);
 }
 
 pub fn inference(elapsed: Duration, ok: bool) {

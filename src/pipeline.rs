@@ -2,20 +2,21 @@
 //!
 //! Readings flow through in chunks, so memory stays bounded whatever the
 //! object's size: each chunk is predicted and written before the next is
-//! read. Alerts are published only after every reading of the object is
-//! stored, so a subscriber never hears of a reading that is not in the
-//! table. Every non-blank line ends up either stored or counted as rejected
+//! read. Each reading is predicted once; the rolling features' history of
+//! the object's devices is carried from chunk to chunk in a bounded
+//! [`FeatureContext`]. Alerts are published only after every reading of the
+//! object is stored, so a subscriber never hears of a reading that is not in
+//! the table. Every non-blank line ends up either stored or counted as rejected
 //! with a reason (and, with a quarantine prefix, written back to S3).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::alerts::AlertSink;
 use crate::alerts::BreachLog;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
-use crate::inference::features::WINDOW;
-use crate::inference::{InferenceError, OnError, Predictor};
+use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
+use crate::inference::{InferenceError, OnError, Prediction, Predictor};
 use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
@@ -72,6 +73,9 @@ impl ObjectOutcome {
 pub struct ObjectReport {
     pub stored: u64,
     pub rejected: u64,
+    /// Devices in the object, as the feature context counted them (a
+    /// device evicted and seen again counts twice; 0 without predictions).
+    pub devices: u64,
     pub alerts: u64,
     pub bytes: u64,
     pub gzip: bool,
@@ -251,7 +255,7 @@ impl Pipeline {
                         .record(number, "invalid_utf8", "not valid UTF-8", None)
                 }
             }
-            if object_run.chunk.new_readings() >= CHUNK_READINGS {
+            if object_run.chunk.len() >= CHUNK_READINGS {
                 report.stored += object_run.flush().await?;
             }
         };
@@ -277,7 +281,10 @@ impl Pipeline {
 struct ObjectRun<'p> {
     pipeline: &'p Pipeline,
     object: &'p ObjectRef,
+    /// Readings read but not yet predicted and stored.
     chunk: Chunk,
+    /// The devices' recent readings, for the features of the next chunks.
+    features: FeatureContext,
     breaches: BreachLog<'p>,
     rejections: RejectionLog<'p>,
 }
@@ -288,6 +295,7 @@ impl<'p> ObjectRun<'p> {
             pipeline,
             object,
             chunk: Chunk::default(),
+            features: FeatureContext::new(MAX_CONTEXT_DEVICES),
             breaches: BreachLog::new(
                 &pipeline.rules,
                 pipeline.maintenance_min_score,
@@ -298,51 +306,62 @@ impl<'p> ObjectRun<'p> {
         }
     }
 
-    /// Predicts and stores the chunk's new readings and folds their
-    /// breaches. The last readings of each device stay behind as context,
-    /// so the model's rolling features see the same window whether or not
-    /// an object is split into chunks.
+    /// Predicts and stores the chunk's readings and folds their breaches;
+    /// returns how many were stored.
     async fn flush(&mut self) -> Result<u64, ProcessError> {
         let chunk = &mut self.chunk;
-        if chunk.new_readings() == 0 {
+        if chunk.len() == 0 {
             return Ok(0);
         }
-        let predictions = self
-            .pipeline
-            .predictor
-            .predict(
-                &chunk.readings,
-                &chunk.raw,
-                self.pipeline.on_inference_error,
-            )
-            .await?;
+        let predictions = predict_chunk(
+            &self.pipeline.predictor,
+            &mut self.features,
+            chunk,
+            self.pipeline.on_inference_error,
+        )
+        .await?;
         let ingested_at = now().to_rfc3339_millis();
-        let fresh = chunk.context..chunk.readings.len();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
-        let items = fresh
-            .clone()
-            .map(|i| {
+        let items = chunk
+            .readings
+            .iter()
+            .zip(&chunk.lines)
+            .enumerate()
+            .map(|(i, (reading, &line))| {
                 let source = storage::Source {
                     bucket: &self.object.bucket,
                     key: &self.object.key,
-                    line: chunk.lines[i],
+                    line,
                 };
-                storage::item(&chunk.readings[i], prediction(i), source, &ingested_at)
+                storage::item(reading, prediction(i), source, &ingested_at)
             })
             .collect();
         self.pipeline.store.write(items).await?;
-        for i in fresh.clone() {
-            self.breaches.record(&chunk.readings[i], prediction(i));
+        for (i, reading) in chunk.readings.iter().enumerate() {
+            self.breaches.record(reading, prediction(i));
         }
-        let n = fresh.len();
+        let n = chunk.len();
         metrics::records_stored(n);
-        chunk.keep_context();
+        chunk.clear();
         Ok(n as u64)
     }
 
     /// Writes the quarantine and publishes the object's alerts.
     async fn finish(self, mut report: ObjectReport) -> Result<ObjectReport, ProcessError> {
         report.rejected = self.rejections.count;
+        report.devices = self.features.devices_seen();
+        if self.features.evictions() > 0 {
+            tracing::warn!(
+                bucket = %self.object.bucket,
+                key = %self.object.key,
+                devices = report.devices,
+                evictions = self.features.evictions(),
+                max_devices = MAX_CONTEXT_DEVICES,
+                "the object holds readings of more devices than the feature context keeps; the least recently seen devices' windows restarted"
+            );
+        } else {
+            tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, devices = report.devices, "devices in the object");
+        }
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             q.write(self.object, &records).await?;
         }
@@ -376,15 +395,13 @@ impl<'p> ObjectRun<'p> {
 }
 
 /// Readings waiting to be predicted and stored, with their line numbers.
-/// The first `context` readings were stored already and are kept only as
-/// the rolling features' history.
 #[derive(Default)]
 struct Chunk {
     readings: Vec<Reading>,
+    /// Each reading's line in the object, for its item and its rejection.
     lines: Vec<u64>,
     /// The input lines, only for predictors that need them.
     raw: Vec<String>,
-    context: usize,
 }
 
 impl Chunk {
@@ -394,35 +411,28 @@ impl Chunk {
         self.raw.extend(raw);
     }
 
-    fn new_readings(&self) -> usize {
-        self.readings.len() - self.context
+    fn len(&self) -> usize {
+        self.readings.len()
     }
 
-    /// Keeps each device's last `WINDOW - 1` readings as the next chunk's
-    /// context, in their original order.
-    fn keep_context(&mut self) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut keep = vec![false; self.readings.len()];
-        for (i, r) in self.readings.iter().enumerate().rev() {
-            let n = seen.entry(r.device_id.as_str()).or_default();
-            if *n < WINDOW - 1 {
-                *n += 1;
-                keep[i] = true;
-            }
-        }
-        retain_marked(&mut self.readings, &keep);
-        retain_marked(&mut self.lines, &keep);
-        if !self.raw.is_empty() {
-            retain_marked(&mut self.raw, &keep);
-        }
-        self.context = self.readings.len();
+    fn clear(&mut self) {
+        self.readings.clear();
+        self.lines.clear();
+        self.raw.clear();
     }
 }
 
-/// Keeps the elements of `v` whose `keep` flag is set, in order.
-fn retain_marked<T>(v: &mut Vec<T>, keep: &[bool]) {
-    let mut flags = keep.iter();
-    v.retain(|_| flags.next().copied().unwrap_or(false));
+/// Predicts a chunk's readings, each once, with the object's feature
+/// context (which then includes them).
+async fn predict_chunk(
+    predictor: &Predictor,
+    features: &mut FeatureContext,
+    chunk: &Chunk,
+    on_error: OnError,
+) -> Result<Option<Vec<Prediction>>, InferenceError> {
+    predictor
+        .predict_with_context(features, &chunk.readings, &chunk.raw, on_error)
+        .await
 }
 
 /// Counts rejected lines, logs them at a bounded rate (the first few of an
@@ -508,7 +518,7 @@ fn now() -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::Timestamp;
+    use crate::telemetry::{Timestamp, Value};
 
     #[test]
     fn excerpts_are_short_and_escaped() {
@@ -519,43 +529,85 @@ mod tests {
         assert!(e.ends_with('…'));
     }
 
-    #[test]
-    fn context_keeps_each_devices_last_readings_in_order() {
-        let mut chunk = Chunk::default();
-        for i in 0..30 {
-            let device = if i % 3 == 0 { "A" } else { "B" };
-            let reading = Reading {
-                device_id: device.into(),
-                timestamp: Timestamp::from_unix_millis(i),
-                fields: vec![],
-            };
-            chunk.push(reading, i as u64 + 1, Some(format!("line {i}")));
+    fn reading(device: &str, ms: i64, fields: &[(&str, &str)]) -> Reading {
+        Reading {
+            device_id: device.into(),
+            timestamp: Timestamp::from_unix_millis(ms),
+            fields: fields
+                .iter()
+                .map(|(n, v)| {
+                    let value = crate::telemetry::Number::parse(v)
+                        .map_or_else(|| Value::Text((*v).into()), Value::Number);
+                    ((*n).to_owned(), value)
+                })
+                .collect(),
         }
-        chunk.keep_context();
-        let a: Vec<i64> = chunk
-            .readings
-            .iter()
-            .filter(|r| r.device_id == "A")
-            .map(|r| r.timestamp.unix_millis())
+    }
+
+    /// Predicting an object chunk by chunk, as `flush` does, calls the model
+    /// once per chunk with that chunk's rows only, and gives each reading
+    /// the prediction it gets when the object is predicted in one batch.
+    #[test]
+    fn each_reading_is_predicted_once_and_as_in_one_batch() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let model = crate::inference::embedded::EmbeddedModel::builtin().unwrap();
+        let predictor = Predictor::Embedded(model.clone());
+        // 7 devices interleaved, 2,600 readings: 3 chunks.
+        let readings: Vec<Reading> = (0..2600)
+            .map(|i| {
+                let temp = format!("{}", 80 + (i * 7) % 40);
+                let rpm = format!("{}", 700 + (i * 13) % 2500);
+                reading(
+                    &format!("V{}", i % 7),
+                    i * 30_000,
+                    &[
+                        ("engine_temp_c", &temp),
+                        ("rpm", &rpm),
+                        ("oil_pressure_kpa", "300"),
+                    ],
+                )
+            })
             .collect();
-        let b: Vec<i64> = chunk
-            .readings
-            .iter()
-            .filter(|r| r.device_id == "B")
-            .map(|r| r.timestamp.unix_millis())
-            .collect();
-        assert_eq!(a, [3, 6, 9, 12, 15, 18, 21, 24, 27]);
-        assert_eq!(b.len(), WINDOW - 1);
-        assert_eq!(*b.last().unwrap(), 29);
-        assert_eq!(chunk.context, chunk.readings.len());
-        assert_eq!(chunk.new_readings(), 0);
-        assert_eq!(chunk.lines.len(), chunk.readings.len());
-        assert_eq!(chunk.raw.len(), chunk.readings.len());
-        assert_eq!(chunk.raw.last().map(String::as_str), Some("line 29"));
-        let sorted = chunk
-            .readings
-            .windows(2)
-            .all(|w| w[0].timestamp < w[1].timestamp);
-        assert!(sorted, "original order is kept");
+        let whole = model.predict(&readings).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let chunked = ::metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let mut features = FeatureContext::new(MAX_CONTEXT_DEVICES);
+                let mut chunk = Chunk::default();
+                let mut out = Vec::new();
+                for (i, r) in readings.iter().enumerate() {
+                    chunk.push(r.clone(), i as u64 + 1, None);
+                    if chunk.len() >= CHUNK_READINGS || i + 1 == readings.len() {
+                        let p = predict_chunk(&predictor, &mut features, &chunk, OnError::Retry)
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        assert_eq!(p.len(), chunk.len());
+                        out.extend(p);
+                        chunk.clear();
+                    }
+                }
+                out
+            })
+        });
+        let text = handle.render();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert_eq!(value(metrics::INFERENCE_ROWS), 2600.0, "{text}");
+        assert_eq!(
+            value(&format!("{}_count", metrics::INFERENCE_DURATION)),
+            3.0,
+            "{text}"
+        );
+        assert_eq!(chunked.len(), whole.len());
+        for (i, (a, b)) in chunked.iter().zip(&whole).enumerate() {
+            assert_eq!(a.score.to_bits(), b.score.to_bits(), "reading {i}");
+        }
     }
 }
