@@ -88,7 +88,7 @@ pub fn describe() {
     describe_counter!(
         RECORDS,
         Unit::Count,
-        "Non-blank lines, by outcome (stored, rejected)"
+        "Non-blank lines, by outcome (stored, duplicate: an exact repeat of a reading earlier in the same object, rejected)"
     );
     describe_counter!(
         RECORDS_REJECTED,
@@ -214,6 +214,12 @@ pub fn object_bytes(n: u64) {
 
 pub fn records_stored(n: usize) {
     counter!(RECORDS, "outcome" => "stored").increment(n as u64);
+}
+
+/// Exact repeats of a reading already seen in the same object: collapsed
+/// into the stored one, counted so that every line is accounted for.
+pub fn records_duplicate(n: usize) {
+    counter!(RECORDS, "outcome" => "duplicate").increment(n as u64);
 }
 
 pub fn record_rejected(reason: &'static str) {
