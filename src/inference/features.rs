@@ -125,7 +125,7 @@ struct Point {
 }
 
 /// A device's window, oldest first.
-type Window = VecDeque<Point>;
+type Window = [Point];
 
 /// Mean of the present values, oldest first; `NaN` if none.
 fn mean(window: &Window, k: usize) -> f64 {
@@ -221,15 +221,19 @@ pub fn extract(readings: &[Reading]) -> Vec<f32> {
 pub struct FeatureContext {
     /// The most devices kept; see [`MAX_CONTEXT_DEVICES`].
     max_devices: usize,
-    /// Each device's window (up to [`WINDOW`] points, the newest last) and
-    /// the sequence number of its latest reading.
-    devices: HashMap<Arc<str>, (Window, u64)>,
-    /// `(sequence number, device)` of readings, oldest first. An entry is
-    /// live while it matches its device's latest sequence number; the first
-    /// live entry is the least recently seen device, the one evicted.
-    /// Stale entries are dropped when they outnumber the devices, so this
-    /// stays within twice the device count (plus a constant).
-    recency: VecDeque<(u64, Arc<str>)>,
+    /// Each kept device's slot in `slots`.
+    devices: HashMap<Arc<str>, usize>,
+    /// The kept devices' state; a slot freed by an eviction is reused.
+    slots: Vec<Slot>,
+    /// Slots freed by evictions.
+    free: Vec<usize>,
+    /// `(sequence number, slot)` of readings, oldest first. An entry is
+    /// live while it matches its slot's latest sequence number (sequence
+    /// numbers are never reused); the first live entry is the least
+    /// recently seen device, the one evicted. Stale entries are dropped when
+    /// they outnumber the devices, so this stays within twice the device
+    /// count (plus a constant).
+    recency: VecDeque<(u64, usize)>,
     /// The next reading's sequence number.
     next: u64,
     /// Devices added so far (one evicted and seen again counts twice).
@@ -238,12 +242,25 @@ pub struct FeatureContext {
     evictions: u64,
 }
 
+/// One kept device.
+#[derive(Debug)]
+struct Slot {
+    /// Its id, to forget it when it is evicted.
+    device: Arc<str>,
+    /// Its last [`WINDOW`] points, oldest first.
+    window: Vec<Point>,
+    /// The sequence number of its latest reading; `u64::MAX` when free.
+    last: u64,
+}
+
 impl FeatureContext {
     /// An empty context keeping at most `max_devices` devices (at least one).
     pub fn new(max_devices: usize) -> FeatureContext {
         FeatureContext {
             max_devices: max_devices.max(1),
             devices: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             recency: VecDeque::new(),
             next: 0,
             devices_seen: 0,
@@ -271,46 +288,59 @@ impl FeatureContext {
     fn push(&mut self, device: &str, p: Point) -> &Window {
         let seq = self.next;
         self.next += 1;
-        let key = match self.devices.get_key_value(device) {
-            Some((key, _)) => Arc::clone(key),
-            None => {
-                if self.devices.len() >= self.max_devices {
-                    self.evict_least_recent();
-                }
-                let key: Arc<str> = Arc::from(device);
-                self.devices
-                    .insert(Arc::clone(&key), (Window::with_capacity(WINDOW), seq));
-                self.devices_seen += 1;
-                key
-            }
+        let index = match self.devices.get(device) {
+            Some(&index) => index,
+            None => self.insert(device),
         };
         if self.recency.len() > 2 * self.devices.len() + 1024 {
-            let devices = &self.devices;
-            self.recency
-                .retain(|(s, d)| devices.get(d).is_some_and(|(_, last)| last == s));
+            let slots = &self.slots;
+            self.recency.retain(|&(s, i)| slots[i].last == s);
         }
-        self.recency.push_back((seq, Arc::clone(&key)));
-        // Present: found or inserted just above.
-        let (window, last) = self
-            .devices
-            .entry(key)
-            .or_insert_with(|| (Window::with_capacity(WINDOW), seq));
-        *last = seq;
-        if window.len() == WINDOW {
-            window.pop_front();
+        self.recency.push_back((seq, index));
+        let slot = &mut self.slots[index];
+        slot.last = seq;
+        if slot.window.len() == WINDOW {
+            slot.window.remove(0);
         }
-        window.push_back(p);
-        window
+        slot.window.push(p);
+        &slot.window
+    }
+
+    /// Starts tracking a device (evicting the least recently seen one when
+    /// full); returns its slot.
+    fn insert(&mut self, device: &str) -> usize {
+        if self.devices.len() >= self.max_devices {
+            self.evict_least_recent();
+        }
+        let device: Arc<str> = Arc::from(device);
+        let slot = Slot {
+            device: Arc::clone(&device),
+            window: Vec::with_capacity(WINDOW),
+            last: u64::MAX,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = slot;
+                index
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.devices.insert(device, index);
+        self.devices_seen += 1;
+        index
     }
 
     fn evict_least_recent(&mut self) {
-        while let Some((seq, device)) = self.recency.pop_front() {
-            if self
-                .devices
-                .get(&device)
-                .is_some_and(|(_, last)| *last == seq)
-            {
-                self.devices.remove(&device);
+        while let Some((seq, index)) = self.recency.pop_front() {
+            let slot = &mut self.slots[index];
+            if slot.last == seq {
+                self.devices.remove(&slot.device);
+                slot.last = u64::MAX;
+                slot.window = Vec::new();
+                self.free.push(index);
                 self.evictions += 1;
                 metrics::feature_context_evicted();
                 return;
@@ -351,9 +381,10 @@ impl FeatureContext {
             if !done.insert(r.device_id.as_str()) {
                 continue;
             }
-            let Some((window, _)) = self.devices.get(r.device_id.as_str()) else {
+            let Some(&index) = self.devices.get(r.device_id.as_str()) else {
                 continue;
             };
+            let window = &self.slots[index].window;
             let skip = window.len().saturating_sub(WINDOW - 1);
             for p in window.iter().skip(skip) {
                 out.push(Reading {
@@ -631,6 +662,7 @@ mod tests {
             context.extract(&batch);
             assert!(context.len() <= 100);
             assert!(context.recency.len() <= 2 * context.len() + 1025);
+            assert!(context.slots.len() <= 100, "evicted slots are reused");
         }
         assert_eq!(context.evictions(), 20 * 1000 - 100);
         // A cyclic fleet larger than the cap: every window restarts.
