@@ -251,7 +251,7 @@ impl Pipeline {
                                 KeySeen::Same { kept } => {
                                     object_run.duplicates += 1;
                                     metrics::records_duplicate(1);
-                                    tracing::debug!(key = %object.key, line = number, kept_line = kept, "exact duplicate of an earlier reading");
+                                    tracing::debug!(bucket = %object.bucket, key = %object.key, line = number, kept_line = kept, "exact duplicate of an earlier reading");
                                 }
                                 KeySeen::Different { kept } => object_run.rejections.record(
                                     number,
@@ -385,6 +385,8 @@ impl<'p> ObjectRun<'p> {
                 *flag = true;
             }
             let line = chunk.lines.get(rejected.index).copied().unwrap_or_default();
+            // No text: lines are not kept past parsing (a chunk of them
+            // could be 64 MB); the record names the line in the object.
             self.rejections
                 .record(line, rejected.reason.as_str(), &rejected.detail, None);
         }
@@ -519,6 +521,9 @@ enum KeySeen {
 /// practically impossible. The content hash ignores the order of the
 /// fields and, like the item, empty texts; two different readings of one
 /// key would be taken as duplicates only on a 64-bit collision (2⁻⁶⁴).
+/// The first reading is kept in the ledger even when DynamoDB then refuses
+/// it (too large, say): a later different reading of the key is still
+/// rejected, and both lines are in the quarantine.
 struct KeyLedger {
     /// Three independently keyed hashers: two for the key's fingerprint,
     /// one for the content.
