@@ -225,6 +225,12 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_DYNAMODB_WRITERS", default_value_t = 4, value_parser = parse_writers)]
     pub dynamodb_writers: usize,
 
+    /// Keep each reading this long after its own timestamp (e.g. `400d`):
+    /// its item gets `expires_at` (epoch seconds), the attribute the table's
+    /// TTL acts on. Unset: readings never expire.
+    #[arg(long, env = "FLEETWATCH_READING_TTL", value_parser = parse_reading_ttl)]
+    pub reading_ttl: Option<Duration>,
+
     /// Use path-style S3 addressing. Defaults to on when an endpoint override
     /// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3) is set, as emulators need it.
     #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
@@ -582,7 +588,18 @@ fn parse_visibility_timeout(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses `500ms`, `25s`, `15m`, `2h` or a bare number of seconds.
+/// `FLEETWATCH_READING_TTL`: a duration of at least one hour. Zero (or a
+/// few seconds) would have DynamoDB delete readings as they are written.
+fn parse_reading_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("FLEETWATCH_READING_TTL: {e}"))?;
+    if d >= Duration::from_secs(3600) {
+        Ok(d)
+    } else {
+        Err("FLEETWATCH_READING_TTL: expected a retention of at least 1h, like 400d".into())
+    }
+}
+
+/// Parses `500ms`, `25s`, `15m`, `2h`, `400d` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -593,15 +610,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("expected a duration like 500ms, 25s, 15m or 2h, got {s:?}"))?;
+        .ok_or_else(|| {
+            format!("expected a duration like 500ms, 25s, 15m, 2h or 400d, got {s:?}")
+        })?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => {
             return Err(format!(
-                "expected a duration like 500ms, 25s, 15m or 2h, got {s:?}"
+                "expected a duration like 500ms, 25s, 15m, 2h or 400d, got {s:?}"
             ));
         }
     };
@@ -618,6 +638,16 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_duration("400d"),
+            Ok(Duration::from_secs(400 * 86_400))
+        );
+        assert_eq!(
+            parse_reading_ttl("400d"),
+            Ok(Duration::from_secs(400 * 86_400))
+        );
+        assert!(parse_reading_ttl("0d").is_err());
+        assert!(parse_reading_ttl("soon").is_err());
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());

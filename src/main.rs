@@ -143,7 +143,8 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
             clients.dynamodb.clone(),
             settings.table.clone(),
             settings.dynamodb_writers,
-        ),
+        )
+        .with_reading_ttl(settings.reading_ttl),
         predictor,
         rules: settings.alert_rules.0.clone(),
         alerts,

@@ -38,6 +38,8 @@ pub const DEPENDENCY_FAILING: &str = "fleetwatch_dependency_failing";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
+pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_evictions_total";
+pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -91,7 +93,7 @@ pub fn describe() {
     describe_counter!(
         RECORDS,
         Unit::Count,
-        "Non-blank lines, by outcome (stored, rejected)"
+        "Non-blank lines, by outcome (stored, duplicate: an exact repeat of a reading earlier in the same object, rejected)"
     );
     describe_counter!(
         RECORDS_REJECTED,
@@ -173,6 +175,16 @@ pub fn describe() {
         Unit::Seconds,
         "Time from a message being sent to the queue to its receipt"
     );
+    describe_counter!(
+        FEATURE_CONTEXT_EVICTIONS,
+        Unit::Count,
+        "Devices dropped from an object's feature history because it tracked the most devices it may; their next readings start a new window"
+    );
+    describe_counter!(
+        INFERENCE_ROWS,
+        Unit::Count,
+        "Readings sent to the model or endpoint for a prediction"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(MESSAGES_PARKED).set(0.0);
 }
@@ -250,6 +262,12 @@ pub fn records_stored(n: usize) {
     counter!(RECORDS, "outcome" => "stored").increment(n as u64);
 }
 
+/// Exact repeats of a reading already seen in the same object: collapsed
+/// into the stored one, counted so that every line is accounted for.
+pub fn records_duplicate(n: usize) {
+    counter!(RECORDS, "outcome" => "duplicate").increment(n as u64);
+}
+
 pub fn record_rejected(reason: &'static str) {
     counter!(RECORDS, "outcome" => "rejected").increment(1);
     counter!(RECORDS_REJECTED, "reason" => reason).increment(1);
@@ -277,6 +295,14 @@ pub fn dynamodb_items_written(n: usize) {
 
 pub fn inference_unknown(readings: usize) {
     counter!(INFERENCE_UNKNOWN).increment(readings as u64);
+}
+
+pub fn feature_context_evicted() {
+    counter!(FEATURE_CONTEXT_EVICTIONS).increment(1);
+}
+
+pub fn inference_rows(rows: usize) {
+    counter!(INFERENCE_ROWS).increment(rows as u64);
 }
 
 pub fn inference(elapsed: Duration, ok: bool) {

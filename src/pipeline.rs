@@ -2,13 +2,22 @@
 //!
 //! Readings flow through in chunks, so memory stays bounded whatever the
 //! object's size: each chunk is predicted and written before the next is
-//! read. The object's alerts are handed back to the caller, who publishes
-//! them only after every reading of the message is stored (or, once more
-//! than [`MAX_OPEN_ALERTS`] are open, the pipeline publishes those gathered
-//! so far after the chunk holding them is stored), so a subscriber never
-//! hears of a reading that is not in the table. Every non-blank line ends
-//! up either stored or counted as rejected with a reason (and, with a
-//! quarantine prefix, written back to S3).
+//! read. Each reading is predicted once; the rolling features' history of
+//! the object's devices is carried from chunk to chunk in a bounded
+//! [`FeatureContext`]. The object's alerts are handed back to the caller,
+//! who publishes them only after every reading of the message is stored (or,
+//! once more than [`MAX_OPEN_ALERTS`] are open, the pipeline publishes those
+//! gathered so far after the chunk holding them is stored), so a subscriber
+//! never hears of a reading that is not in the table. Every non-blank line ends up stored, counted as a duplicate
+//! (an exact repeat of an earlier reading of the object), or counted as
+//! rejected with a reason (and, with a quarantine prefix, written back to
+//! S3): a line DynamoDB refuses is a rejected line like a malformed one.
+//!
+//! Within one object the first reading of a key (device_id, timestamp)
+//! wins: a later line with the same key and the same fields is a duplicate,
+//! one with different fields is rejected (`duplicate_key`), whatever the
+//! chunking. Across objects the last write wins: a corrected reading
+//! uploaded later in another object replaces the stored one.
 //!
 //! Each call to a dependency is a held step ([`retry::hold`]): while S3,
 //! DynamoDB or the inference backend fails, the step is retried in place
@@ -16,21 +25,23 @@
 //! the object restarts the object (its readings are rewritten, idempotently).
 
 use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
-use crate::inference::features::WINDOW;
-use crate::inference::{InferenceError, OnError, Predictor};
+use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
+use crate::inference::{InferenceError, OnError, Predictor, Scored};
 use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
 use crate::retry::{self, Attempt, StepError};
-use crate::storage::{self, ReadingStore, StoreError};
-use crate::telemetry::{LineParser, Reading, Timestamp};
+use crate::storage::{self, ItemRejectReason, ReadingStore, StoreError};
+use crate::telemetry::{LineParser, Reading, Timestamp, Value};
 
 /// Readings predicted and written together. Large enough to fill many
 /// DynamoDB batches and SageMaker requests, small enough to bound memory.
@@ -81,6 +92,11 @@ impl ObjectOutcome {
 pub struct ObjectReport {
     pub stored: u64,
     pub rejected: u64,
+    /// Exact repeats of a reading earlier in the object, not stored again.
+    pub duplicates: u64,
+    /// Devices in the object, as the feature context counted them (a
+    /// device evicted and seen again counts twice; 0 without predictions).
+    pub devices: u64,
     pub alerts: u64,
     pub bytes: u64,
     pub gzip: bool,
@@ -178,27 +194,12 @@ impl StepError for AlertError {
     }
 }
 
-/// Interim classifications until each stage classifies its own errors
-/// from the SDK's (every failure is treated as one that may pass).
+/// Interim: until the object reader classifies its own errors, a read
+/// that failed is one that may pass.
 mod interim {
     use super::*;
 
     impl Classify for ReadError {
-        fn class(&self) -> FailureClass {
-            FailureClass::Transient
-        }
-    }
-    impl Classify for QuarantineError {
-        fn class(&self) -> FailureClass {
-            FailureClass::Transient
-        }
-    }
-    impl Classify for InferenceError {
-        fn class(&self) -> FailureClass {
-            FailureClass::Transient
-        }
-    }
-    impl Classify for StoreError {
         fn class(&self) -> FailureClass {
             FailureClass::Transient
         }
@@ -366,8 +367,27 @@ impl Pipeline {
                                     ),
                                 ));
                             }
-                            let raw = self.predictor.needs_raw_lines().then(|| text.to_owned());
-                            object_run.chunk.push(reading, number, raw);
+                            match object_run.keys.check(&reading, number) {
+                                KeySeen::New => {
+                                    let raw =
+                                        self.predictor.needs_raw_lines().then(|| text.to_owned());
+                                    object_run.chunk.push(reading, number, raw);
+                                }
+                                KeySeen::Same { kept } => {
+                                    object_run.duplicates += 1;
+                                    metrics::records_duplicate(1);
+                                    tracing::debug!(bucket = %object.bucket, key = %object.key, line = number, kept_line = kept, "exact duplicate of an earlier reading");
+                                }
+                                KeySeen::Different { kept } => object_run.rejections.record(
+                                    number,
+                                    ItemRejectReason::DuplicateKey.as_str(),
+                                    &format!(
+                                        "device {} at {} has a different reading earlier in this object, on line {kept}; the first reading of a key is kept",
+                                        reading.device_id, reading.timestamp
+                                    ),
+                                    Some(text),
+                                ),
+                            }
                         }
                         Err(rejection) => object_run.rejections.record(
                             number,
@@ -392,7 +412,7 @@ impl Pipeline {
                         .record(number, "invalid_utf8", "not valid UTF-8", None)
                 }
             }
-            if object_run.chunk.new_readings() >= CHUNK_READINGS {
+            if object_run.chunk.len() >= CHUNK_READINGS {
                 report.stored += object_run.flush().await?;
             }
         };
@@ -426,7 +446,14 @@ struct ObjectRun<'p> {
     object: &'p ObjectRef,
     /// The message attempt this object belongs to: its held steps share it.
     attempt: Attempt<'p>,
+    /// Readings read but not yet predicted and stored.
     chunk: Chunk,
+    /// The devices' recent readings, for the features of the next chunks.
+    features: FeatureContext,
+    /// The keys seen so far, for duplicate detection across the object.
+    keys: KeyLedger,
+    /// Exact duplicates skipped so far.
+    duplicates: u64,
     breaches: BreachLog<'p>,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
@@ -446,6 +473,9 @@ impl<'p> ObjectRun<'p> {
             object,
             attempt,
             chunk: Chunk::default(),
+            features: FeatureContext::new(MAX_CONTEXT_DEVICES),
+            keys: KeyLedger::default(),
+            duplicates: 0,
             breaches: BreachLog::new(
                 &pipeline.rules,
                 pipeline.maintenance_min_score,
@@ -458,50 +488,99 @@ impl<'p> ObjectRun<'p> {
         }
     }
 
-    /// Predicts and stores the chunk's new readings and folds their
-    /// breaches. The last readings of each device stay behind as context,
-    /// so the model's rolling features see the same window whether or not
-    /// an object is split into chunks.
+    /// Predicts and stores the chunk's readings and folds their breaches;
+    /// returns how many were stored. Readings DynamoDB can never take are
+    /// rejected lines: not stored, not counted as stored, and no alert is
+    /// raised for them.
     async fn flush(&mut self) -> Result<u64, ProcessError> {
         let chunk = &mut self.chunk;
-        if chunk.new_readings() == 0 {
+        if chunk.len() == 0 {
             return Ok(0);
         }
         let predictor = &self.pipeline.predictor;
-        let on_error = self.pipeline.on_inference_error;
-        let predictions = retry::hold(self.attempt, "predicting", || {
-            predictor.predict(&chunk.readings, &chunk.raw, on_error)
-        })
-        .await?;
+        // Features once (they advance the devices' windows); the scoring
+        // call may be repeated while the backend is down.
+        let input = predictor.prepare(&mut self.features, &chunk.readings);
+        let scored = match self.pipeline.on_inference_error {
+            OnError::StoreUnknown => {
+                match predictor.score(&input, &chunk.readings, &chunk.raw).await {
+                    Ok(scored) => scored,
+                    Err(e) => Some(Scored {
+                        predictions: predictor.unknown(&chunk.readings, &e),
+                        refused: Vec::new(),
+                    }),
+                }
+            }
+            OnError::Retry => {
+                retry::hold(self.attempt, "predicting", || {
+                    predictor.score(&input, &chunk.readings, &chunk.raw)
+                })
+                .await?
+            }
+        };
+        let (predictions, refused_by_model) = match scored {
+            Some(s) => (Some(s.predictions), s.refused),
+            None => (None, Vec::new()),
+        };
+        let mut refused = vec![false; chunk.len()];
+        for &i in &refused_by_model {
+            if let Some(flag) = refused.get_mut(i) {
+                *flag = true;
+                let line = chunk.lines.get(i).copied().unwrap_or_default();
+                self.rejections.record(
+                    line,
+                    "inference_rejected",
+                    "the SageMaker endpoint refused this reading",
+                    None,
+                );
+            }
+        }
         let ingested_at = now().to_rfc3339_millis();
-        let fresh = chunk.context..chunk.readings.len();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
-        let items: Vec<storage::Item> = fresh
-            .clone()
-            .map(|i| {
+        let store = &self.pipeline.store;
+        // Item k is the chunk's reading kept[k].
+        let kept: Vec<usize> = (0..chunk.len()).filter(|&i| !refused[i]).collect();
+        let items: Vec<storage::Item> = kept
+            .iter()
+            .map(|&i| {
+                let reading = &chunk.readings[i];
                 let source = storage::Source {
                     bucket: &self.object.bucket,
                     key: &self.object.key,
                     line: chunk.lines[i],
                 };
-                storage::item(&chunk.readings[i], prediction(i), source, &ingested_at)
+                let expires_at = store.expires_at(reading);
+                storage::item(reading, prediction(i), source, &ingested_at, expires_at)
             })
             .collect();
-        let store = &self.pipeline.store;
-        retry::hold(self.attempt, "storing readings", || {
+        let written = retry::hold(self.attempt, "storing readings", || {
             store.write(items.clone())
         })
         .await?;
-        for i in fresh.clone() {
-            self.breaches.record(&chunk.readings[i], prediction(i));
+        for rejected in &written.rejected {
+            let Some(&i) = kept.get(rejected.index) else {
+                continue;
+            };
+            refused[i] = true;
+            let line = chunk.lines.get(i).copied().unwrap_or_default();
+            // No text: lines are not kept past parsing (a chunk of them
+            // could be 64 MB); the record names the line in the object.
+            self.rejections
+                .record(line, rejected.reason.as_str(), &rejected.detail, None);
         }
-        let n = fresh.len();
-        metrics::records_stored(n);
-        chunk.keep_context();
+        let mut stored = 0;
+        for (i, reading) in chunk.readings.iter().enumerate() {
+            if !refused[i] {
+                self.breaches.record(reading, prediction(i));
+                stored += 1;
+            }
+        }
+        metrics::records_stored(stored);
+        chunk.clear();
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;
         }
-        Ok(n as u64)
+        Ok(stored as u64)
     }
 
     /// Publishes the alerts gathered so far (their readings are stored),
@@ -524,6 +603,20 @@ impl<'p> ObjectRun<'p> {
         mut report: ObjectReport,
     ) -> Result<(ObjectReport, Vec<Alert>), ProcessError> {
         report.rejected = self.rejections.count;
+        report.duplicates = self.duplicates;
+        report.devices = self.features.devices_seen();
+        if self.features.evictions() > 0 {
+            tracing::warn!(
+                bucket = %self.object.bucket,
+                key = %self.object.key,
+                devices = report.devices,
+                evictions = self.features.evictions(),
+                max_devices = MAX_CONTEXT_DEVICES,
+                "the object holds readings of more devices than the feature context keeps; the least recently seen devices' windows restarted"
+            );
+        } else {
+            tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, devices = report.devices, "devices in the object");
+        }
         let alerts = self.breaches.take();
         report.alerts = self.alerts + alerts.len() as u64;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
@@ -558,15 +651,13 @@ impl<'p> ObjectRun<'p> {
 }
 
 /// Readings waiting to be predicted and stored, with their line numbers.
-/// The first `context` readings were stored already and are kept only as
-/// the rolling features' history.
 #[derive(Default)]
 struct Chunk {
     readings: Vec<Reading>,
+    /// Each reading's line in the object, for its item and its rejection.
     lines: Vec<u64>,
     /// The input lines, only for predictors that need them.
     raw: Vec<String>,
-    context: usize,
 }
 
 impl Chunk {
@@ -576,35 +667,117 @@ impl Chunk {
         self.raw.extend(raw);
     }
 
-    fn new_readings(&self) -> usize {
-        self.readings.len() - self.context
+    fn len(&self) -> usize {
+        self.readings.len()
     }
 
-    /// Keeps each device's last `WINDOW - 1` readings as the next chunk's
-    /// context, in their original order.
-    fn keep_context(&mut self) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut keep = vec![false; self.readings.len()];
-        for (i, r) in self.readings.iter().enumerate().rev() {
-            let n = seen.entry(r.device_id.as_str()).or_default();
-            if *n < WINDOW - 1 {
-                *n += 1;
-                keep[i] = true;
-            }
-        }
-        retain_marked(&mut self.readings, &keep);
-        retain_marked(&mut self.lines, &keep);
-        if !self.raw.is_empty() {
-            retain_marked(&mut self.raw, &keep);
-        }
-        self.context = self.readings.len();
+    fn clear(&mut self) {
+        self.readings.clear();
+        self.lines.clear();
+        self.raw.clear();
     }
 }
 
-/// Keeps the elements of `v` whose `keep` flag is set, in order.
-fn retain_marked<T>(v: &mut Vec<T>, keep: &[bool]) {
-    let mut flags = keep.iter();
-    v.retain(|_| flags.next().copied().unwrap_or(false));
+/// What [`KeyLedger::check`] knows of a reading's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySeen {
+    /// First reading of the key in the object.
+    New,
+    /// The same reading again (same fields and values), first on line `kept`.
+    Same { kept: u64 },
+    /// A different reading of the key came first, on line `kept`.
+    Different { kept: u64 },
+}
+
+/// The keys (device_id, timestamp) of an object's readings so far, so that
+/// a repeated line is told from a different reading under a key already
+/// used, however far apart they are in the object.
+///
+/// Memory: per distinct key, a 128-bit fingerprint of the key, a 64-bit
+/// hash of the reading's content and the line it came from, 32 bytes in a
+/// hash table kept up to 7/8 full and grown by doubling: 37 to 73 bytes per
+/// reading, about 1.5 MB for a 25,000-reading object, at most about 370 MB
+/// at `FLEETWATCH_MAX_RECORDS`' default of 5 M readings (lower that setting
+/// to bound it further).
+///
+/// The fingerprints are two SipHash-1-3 hashes with random keys (fresh per
+/// object), so input cannot be crafted to collide: two different keys of
+/// one object share a fingerprint with a probability of about n²/2¹²⁹
+/// (below 10⁻²⁵ for 5 M readings), so a false `duplicate_key` rejection is
+/// practically impossible. The content hash ignores the order of the
+/// fields and, like the item, empty texts; two different readings of one
+/// key would be taken as duplicates only on a 64-bit collision (2⁻⁶⁴).
+/// The first reading is kept in the ledger even when DynamoDB then refuses
+/// it (too large, say): a later different reading of the key is still
+/// rejected, and both lines are in the quarantine.
+struct KeyLedger {
+    /// Three independently keyed hashers: two for the key's fingerprint,
+    /// one for the content.
+    hashers: [RandomState; 3],
+    /// Fingerprint → (content hash, line of the first reading).
+    seen: HashMap<u128, (u64, u64), BuildHasherDefault<Passthrough>>,
+}
+
+impl Default for KeyLedger {
+    fn default() -> Self {
+        KeyLedger {
+            hashers: [RandomState::new(), RandomState::new(), RandomState::new()],
+            seen: HashMap::default(),
+        }
+    }
+}
+
+impl KeyLedger {
+    /// Records the reading's key if new; says what was there before.
+    fn check(&mut self, reading: &Reading, line: u64) -> KeySeen {
+        let key = (reading.device_id.as_str(), reading.timestamp.unix_millis());
+        let [a, b, c] = &self.hashers;
+        let fingerprint = (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key));
+        let content = reading
+            .fields
+            .iter()
+            .filter_map(|(name, value)| match value {
+                Value::Number(n) => Some(c.hash_one((name, 0u8, n.as_str()))),
+                Value::Text(t) if t.is_empty() => None,
+                Value::Text(t) => Some(c.hash_one((name, 1u8, t))),
+            })
+            .fold(0u64, u64::wrapping_add);
+        match self.seen.entry(fingerprint) {
+            Entry::Vacant(slot) => {
+                slot.insert((content, line));
+                KeySeen::New
+            }
+            Entry::Occupied(slot) => {
+                let (first, kept) = *slot.get();
+                if first == content {
+                    KeySeen::Same { kept }
+                } else {
+                    KeySeen::Different { kept }
+                }
+            }
+        }
+    }
+}
+
+/// The hasher of [`KeyLedger::seen`]: its keys are already uniform random
+/// fingerprints, so hashing them again would only cost time.
+#[derive(Default)]
+struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
 }
 
 /// Counts rejected lines, logs them at a bounded rate (the first few of an
@@ -701,43 +874,125 @@ mod tests {
         assert!(e.ends_with('…'));
     }
 
-    #[test]
-    fn context_keeps_each_devices_last_readings_in_order() {
-        let mut chunk = Chunk::default();
-        for i in 0..30 {
-            let device = if i % 3 == 0 { "A" } else { "B" };
-            let reading = Reading {
-                device_id: device.into(),
-                timestamp: Timestamp::from_unix_millis(i),
-                fields: vec![],
-            };
-            chunk.push(reading, i as u64 + 1, Some(format!("line {i}")));
+    fn reading(device: &str, ms: i64, fields: &[(&str, &str)]) -> Reading {
+        Reading {
+            device_id: device.into(),
+            timestamp: Timestamp::from_unix_millis(ms),
+            fields: fields
+                .iter()
+                .map(|(n, v)| {
+                    let value = crate::telemetry::Number::parse(v)
+                        .map_or_else(|| Value::Text((*v).into()), Value::Number);
+                    ((*n).to_owned(), value)
+                })
+                .collect(),
         }
-        chunk.keep_context();
-        let a: Vec<i64> = chunk
-            .readings
-            .iter()
-            .filter(|r| r.device_id == "A")
-            .map(|r| r.timestamp.unix_millis())
+    }
+
+    #[test]
+    fn keys_tell_repeats_from_different_readings() {
+        let mut keys = KeyLedger::default();
+        let a = reading("A", 60_000, &[("rpm", "900"), ("status", "ok")]);
+        assert_eq!(keys.check(&a, 1), KeySeen::New);
+        assert_eq!(keys.check(&a, 5), KeySeen::Same { kept: 1 });
+        // Field order and empty texts do not make a reading different.
+        let reordered = reading(
+            "A",
+            60_000,
+            &[("status", "ok"), ("note", ""), ("rpm", "900")],
+        );
+        assert_eq!(keys.check(&reordered, 6), KeySeen::Same { kept: 1 });
+        let other = reading("A", 60_000, &[("rpm", "901"), ("status", "ok")]);
+        assert_eq!(keys.check(&other, 7), KeySeen::Different { kept: 1 });
+        // A number and a text of the same spelling differ.
+        let text = Reading {
+            fields: vec![
+                ("rpm".into(), Value::Text("900".into())),
+                ("status".into(), Value::Text("ok".into())),
+            ],
+            ..a.clone()
+        };
+        assert_eq!(keys.check(&text, 8), KeySeen::Different { kept: 1 });
+        assert_eq!(keys.check(&reading("A", 60_001, &[]), 9), KeySeen::New);
+        assert_eq!(keys.check(&reading("B", 60_000, &[]), 10), KeySeen::New);
+        // Many distinct keys: no false match.
+        let mut keys = KeyLedger::default();
+        for i in 0..200_000 {
+            let r = reading(&format!("D{}", i % 1000), i / 1000, &[]);
+            assert_eq!(keys.check(&r, i as u64), KeySeen::New);
+        }
+    }
+
+    /// Predicting an object chunk by chunk, as `flush` does, calls the model
+    /// once per chunk with that chunk's rows only, and gives each reading
+    /// the prediction it gets when the object is predicted in one batch.
+    #[test]
+    fn each_reading_is_predicted_once_and_as_in_one_batch() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let model = crate::inference::embedded::EmbeddedModel::builtin().unwrap();
+        let predictor = Predictor::Embedded(model.clone());
+        // 7 devices interleaved, 2,600 readings: 3 chunks.
+        let readings: Vec<Reading> = (0..2600)
+            .map(|i| {
+                let temp = format!("{}", 80 + (i * 7) % 40);
+                let rpm = format!("{}", 700 + (i * 13) % 2500);
+                reading(
+                    &format!("V{}", i % 7),
+                    i * 30_000,
+                    &[
+                        ("engine_temp_c", &temp),
+                        ("rpm", &rpm),
+                        ("oil_pressure_kpa", "300"),
+                    ],
+                )
+            })
             .collect();
-        let b: Vec<i64> = chunk
-            .readings
-            .iter()
-            .filter(|r| r.device_id == "B")
-            .map(|r| r.timestamp.unix_millis())
-            .collect();
-        assert_eq!(a, [3, 6, 9, 12, 15, 18, 21, 24, 27]);
-        assert_eq!(b.len(), WINDOW - 1);
-        assert_eq!(*b.last().unwrap(), 29);
-        assert_eq!(chunk.context, chunk.readings.len());
-        assert_eq!(chunk.new_readings(), 0);
-        assert_eq!(chunk.lines.len(), chunk.readings.len());
-        assert_eq!(chunk.raw.len(), chunk.readings.len());
-        assert_eq!(chunk.raw.last().map(String::as_str), Some("line 29"));
-        let sorted = chunk
-            .readings
-            .windows(2)
-            .all(|w| w[0].timestamp < w[1].timestamp);
-        assert!(sorted, "original order is kept");
+        let whole = model.predict(&readings).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let chunked = ::metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let mut features = FeatureContext::new(MAX_CONTEXT_DEVICES);
+                let mut chunk = Chunk::default();
+                let mut out = Vec::new();
+                for (i, r) in readings.iter().enumerate() {
+                    chunk.push(r.clone(), i as u64 + 1, None);
+                    if chunk.len() >= CHUNK_READINGS || i + 1 == readings.len() {
+                        let p = predictor
+                            .predict_with_context(
+                                &mut features,
+                                &chunk.readings,
+                                &chunk.raw,
+                                OnError::Retry,
+                            )
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        assert_eq!(p.len(), chunk.len());
+                        out.extend(p);
+                        chunk.clear();
+                    }
+                }
+                out
+            })
+        });
+        let text = handle.render();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert_eq!(value(metrics::INFERENCE_ROWS), 2600.0, "{text}");
+        assert_eq!(
+            value(&format!("{}_count", metrics::INFERENCE_DURATION)),
+            3.0,
+            "{text}"
+        );
+        assert_eq!(chunked.len(), whole.len());
+        for (i, (a, b)) in chunked.iter().zip(&whole).enumerate() {
+            assert_eq!(a.score.to_bits(), b.score.to_bits(), "reading {i}");
+        }
     }
 }

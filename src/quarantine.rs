@@ -17,6 +17,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::json;
 
+use crate::failure::{Classify, FailureClass, classify_sdk};
 use crate::notification::ObjectRef;
 
 /// Records kept per object before only counting.
@@ -28,6 +29,19 @@ pub struct QuarantineError {
     bucket: String,
     key: String,
     message: String,
+    /// From the SDK error: whether the write may pass later.
+    class: FailureClass,
+}
+
+impl Classify for QuarantineError {
+    fn class(&self) -> FailureClass {
+        // The records are ours, not the input's: a refusal is a bug or a
+        // misconfiguration to wait out, never a reason to drop the object.
+        match self.class {
+            FailureClass::Permanent => FailureClass::Transient,
+            class => class,
+        }
+    }
 }
 
 /// Where rejected lines go.
@@ -79,6 +93,7 @@ impl Quarantine {
                 bucket: object.bucket.clone(),
                 key,
                 message: DisplayErrorContext(&e).to_string(),
+                class: classify_sdk(&e),
             })
     }
 }

@@ -5,42 +5,183 @@
 //! sort by time; each numeric field N, written from the decimal text it was
 //! read as; every other field S; `prediction` M {label S, score N, model S}
 //! when a prediction was made; `source` M {bucket S, key S, line N};
-//! `ingested_at` S.
+//! `ingested_at` S; and, with `FLEETWATCH_READING_TTL`, `expires_at` N (the
+//! table's TTL attribute). The attributes fleetwatch writes itself are
+//! listed once, in [`OWNED_ATTRIBUTES`]: an input field with one of those
+//! names is stored as `<name>_input`, so input can never overwrite them
+//! (nor make DynamoDB delete a reading through its TTL).
 //!
 //! The key is the reading's identity, so a replayed message rewrites the
-//! same items: writing is idempotent. Items go out with `BatchWriteItem` in
-//! batches of 25, several batches in flight; `UnprocessedItems` are retried
-//! with backoff, and any failure is returned so the message is not deleted.
+//! same items: writing is idempotent. Across objects the last write wins: a
+//! corrected reading uploaded later in another object replaces the stored
+//! one. Within one object the pipeline keeps the first reading of a key
+//! (see `pipeline`); [`ReadingStore::write`] refuses a second item with a
+//! key it was already given in the same call, as a safety net.
+//!
+//! Items go out with `BatchWriteItem` in batches of 25, several batches in
+//! flight; `UnprocessedItems` are retried with backoff. A reading DynamoDB
+//! can never take is rejected, not retried: the cheap checks
+//! ([`check_item`]: size as DynamoDB counts it, N values it can store) run
+//! before writing, and a batch DynamoDB still refuses as invalid
+//! ([`FailureClass::Permanent`]) is split in halves down to the single
+//! item, so only the items that fail alone are rejected. Every other
+//! failure (throttling, 5xx, timeouts) is returned, so the message is not
+//! deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::backoff::Backoff;
+use crate::failure::{self, Classify, FailureClass};
 use crate::inference::Prediction;
 use crate::metrics;
+use crate::telemetry::number::{self, NumberError};
 use crate::telemetry::{Reading, Value};
 
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;
 /// Calls for one batch before giving up on its unprocessed items.
 const MAX_ATTEMPTS: u32 = 8;
+/// DynamoDB's item size limit, 400 KB, attribute names included.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The partition key: the vehicle.
+pub const DEVICE_ID: &str = "device_id";
+/// The sort key: when the reading was taken.
+pub const TIMESTAMP: &str = "timestamp";
+/// The model's prediction for the reading.
+pub const PREDICTION: &str = "prediction";
+/// Where the reading came from (bucket, key, line).
+pub const SOURCE: &str = "source";
+/// When fleetwatch stored the reading.
+pub const INGESTED_AT: &str = "ingested_at";
+/// The table's TTL attribute (epoch seconds): DynamoDB deletes the item
+/// after it. Also used by the alert ledger's items in the same table.
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// Every top-level attribute fleetwatch owns on a reading item: the two
+/// key attributes (which input sets, as the reading's identity) and the
+/// attributes fleetwatch writes itself, which input must never set. A new
+/// attribute written by [`item`] belongs here.
+pub const OWNED_ATTRIBUTES: &[&str] = &[
+    DEVICE_ID,
+    TIMESTAMP,
+    PREDICTION,
+    SOURCE,
+    INGESTED_AT,
+    EXPIRES_AT,
+];
+/// The key attributes among [`OWNED_ATTRIBUTES`].
+pub const KEY_ATTRIBUTES: &[&str] = &[DEVICE_ID, TIMESTAMP];
+/// Appended to an input field named like an owned attribute.
+pub const INPUT_SUFFIX: &str = "_input";
+
+/// The attribute an input field is stored under: its own name, or
+/// `<name>_input` when fleetwatch owns `<name>` (keys excepted: they are
+/// the reading's identity, taken from the input).
+pub fn input_attribute_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if OWNED_ATTRIBUTES.contains(&name) && !KEY_ATTRIBUTES.contains(&name) {
+        std::borrow::Cow::Owned(format!("{name}{INPUT_SUFFIX}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
 
 pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB BatchWriteItem on table {table} failed: {message}")]
-    Call { table: String, message: String },
+    Call {
+        table: String,
+        message: String,
+        /// How the caller should treat it (retryable unless DynamoDB
+        /// refused the request itself).
+        class: FailureClass,
+    },
     #[error(
         "DynamoDB left {count} item(s) unprocessed on table {table} after {MAX_ATTEMPTS} attempts"
     )]
     Unprocessed { table: String, count: usize },
+    #[error(
+        "DynamoDB table {table} refused an item over its keys ({message}): the table's key \
+         schema must be device_id (S) and timestamp (S)"
+    )]
+    TableRefused { table: String, message: String },
     #[error("could not build a DynamoDB request: {0}")]
     Build(String),
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> FailureClass {
+        match self {
+            StoreError::Call { class, .. } => *class,
+            // DynamoDB leaves items unprocessed when it lacks throughput.
+            StoreError::Unprocessed { .. } => FailureClass::Throttled,
+            // Neither is a fault of one reading: an operator fixes the
+            // table, or it is a bug. Either way it costs time, not data.
+            StoreError::TableRefused { .. } | StoreError::Build(_) => FailureClass::Transient,
+        }
+    }
+}
+
+/// Why an item was rejected instead of stored. `as_str()` is the `reason`
+/// label of `fleetwatch_records_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemRejectReason {
+    /// Over DynamoDB's 400 KB item limit, as DynamoDB counts it.
+    ItemTooLarge,
+    /// An N value DynamoDB cannot store (more than 38 significant digits,
+    /// a magnitude outside 1e-130..1e126, or not a number at all).
+    NumberOutOfRange,
+    /// Another item with the same (device_id, timestamp) came first.
+    DuplicateKey,
+    /// DynamoDB refused the item alone as invalid; the detail is its message.
+    DynamodbRejected,
+}
+
+impl ItemRejectReason {
+    pub const ALL: &'static [ItemRejectReason] = &[
+        ItemRejectReason::ItemTooLarge,
+        ItemRejectReason::NumberOutOfRange,
+        ItemRejectReason::DuplicateKey,
+        ItemRejectReason::DynamodbRejected,
+    ];
+
+    /// Stable snake_case label; changing one breaks dashboards and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemRejectReason::ItemTooLarge => "item_too_large",
+            ItemRejectReason::NumberOutOfRange => "number_out_of_range",
+            ItemRejectReason::DuplicateKey => "duplicate_key",
+            ItemRejectReason::DynamodbRejected => "dynamodb_rejected",
+        }
+    }
+}
+
+/// One item [`ReadingStore::write`] did not store, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedItem {
+    /// Its position in the items given to `write`, so the caller can tell
+    /// which reading (and line) it was.
+    pub index: usize,
+    pub reason: ItemRejectReason,
+    /// What to tell the operator: the size, the attribute, or DynamoDB's
+    /// own message.
+    pub detail: String,
+}
+
+/// What [`ReadingStore::write`] did with the items it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Items now in the table.
+    pub written: usize,
+    /// Items refused for good, in index order; every other item was written.
+    pub rejected: Vec<RejectedItem>,
 }
 
 /// Where a reading came from.
@@ -51,22 +192,16 @@ pub struct Source<'a> {
     pub line: u64,
 }
 
-/// The DynamoDB item for one reading.
+/// The DynamoDB item for one reading. `expires_at` is the TTL attribute's
+/// value (epoch seconds), from [`ReadingStore::expires_at`].
 pub fn item(
     reading: &Reading,
     prediction: Option<&Prediction>,
     source: Source<'_>,
     ingested_at: &str,
+    expires_at: Option<i64>,
 ) -> Item {
-    let mut item = Item::with_capacity(reading.fields.len() + 5);
-    item.insert(
-        "device_id".into(),
-        AttributeValue::S(reading.device_id.clone()),
-    );
-    item.insert(
-        "timestamp".into(),
-        AttributeValue::S(reading.timestamp.to_rfc3339_millis()),
-    );
+    let mut item = Item::with_capacity(reading.fields.len() + 6);
     for (name, value) in &reading.fields {
         let value = match value {
             Value::Number(n) => AttributeValue::N(n.as_str().to_owned()),
@@ -75,8 +210,19 @@ pub fn item(
             Value::Text(t) if t.is_empty() => continue,
             Value::Text(t) => AttributeValue::S(t.clone()),
         };
-        item.insert(name.clone(), value);
+        // The parser already renamed owned names; renaming here too keeps
+        // a reading built any other way from overwriting them.
+        item.insert(input_attribute_name(name).into_owned(), value);
     }
+    // Written after the fields, so that not even a key can come from one.
+    item.insert(
+        DEVICE_ID.into(),
+        AttributeValue::S(reading.device_id.clone()),
+    );
+    item.insert(
+        TIMESTAMP.into(),
+        AttributeValue::S(reading.timestamp.to_rfc3339_millis()),
+    );
     if let Some(p) = prediction {
         let mut map = HashMap::from([
             ("label".into(), AttributeValue::S(p.label.as_str().into())),
@@ -86,10 +232,10 @@ pub fn item(
         if p.score.is_finite() {
             map.insert("score".into(), AttributeValue::N(format_score(p.score)));
         }
-        item.insert("prediction".into(), AttributeValue::M(map));
+        item.insert(PREDICTION.into(), AttributeValue::M(map));
     }
     item.insert(
-        "source".into(),
+        SOURCE.into(),
         AttributeValue::M(HashMap::from([
             ("bucket".into(), AttributeValue::S(source.bucket.to_owned())),
             ("key".into(), AttributeValue::S(source.key.to_owned())),
@@ -97,9 +243,12 @@ pub fn item(
         ])),
     );
     item.insert(
-        "ingested_at".into(),
+        INGESTED_AT.into(),
         AttributeValue::S(ingested_at.to_owned()),
     );
+    if let Some(at) = expires_at {
+        item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+    }
     item
 }
 
@@ -114,12 +263,118 @@ fn format_score(score: f64) -> String {
     }
 }
 
+/// The size of an item as DynamoDB counts it against its 400 KB limit
+/// (`CapacityUnitCalculations` in the DynamoDB guide): attribute names and
+/// strings by their UTF-8 bytes, binaries by their raw bytes, a number as 1
+/// byte per two significant digits plus 1, a boolean or null as 1, a map or
+/// list as 3 bytes plus 1 per element plus its elements.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| k.len() + value_size(v) + 1)
+                .sum::<usize>()
+        }
+        AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        // A type this SDK does not know: count its debug text, an over- rather
+        // than an under-estimate. fleetwatch never writes one.
+        other => format!("{other:?}").len(),
+    }
+}
+
+/// DynamoDB's documented approximation for a number: leading and trailing
+/// zeros trimmed, one byte per two significant digits, plus one.
+fn number_size(text: &str) -> usize {
+    let digits = number::scan(text)
+        .and_then(|s| s.significant())
+        .map_or(0, |(digits, _)| digits.len());
+    digits.div_ceil(2) + 1
+}
+
+/// The checks DynamoDB would make on one item that can be made without a
+/// call: its size, and every N value (nested ones too). `Err` names the
+/// reason and what is wrong.
+pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
+    let size = item_size(item);
+    if size > MAX_ITEM_BYTES {
+        return Err((
+            ItemRejectReason::ItemTooLarge,
+            format!(
+                "the item is {size} bytes as DynamoDB counts them, over its limit of {MAX_ITEM_BYTES} (400 KB)"
+            ),
+        ));
+    }
+    for (name, value) in item {
+        check_numbers(name, value)?;
+    }
+    Ok(())
+}
+
+fn check_numbers(name: &str, value: &AttributeValue) -> Result<(), (ItemRejectReason, String)> {
+    let check = |text: &str| match number::parse_number_detailed(text) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let why = match e {
+                NumberError::TooPrecise => "has more than 38 significant digits",
+                NumberError::OutOfRange => "is outside 1e-130..1e126 in magnitude",
+                NumberError::NonFinite | NumberError::NotANumber => {
+                    "is not a finite decimal number"
+                }
+            };
+            Err((
+                ItemRejectReason::NumberOutOfRange,
+                format!(
+                    "attribute {}: {} {why}, which DynamoDB cannot store",
+                    crate::telemetry::shown(name),
+                    crate::telemetry::shown(text)
+                ),
+            ))
+        }
+    };
+    match value {
+        AttributeValue::N(n) => check(n),
+        AttributeValue::Ns(ns) => ns.iter().try_for_each(|n| check(n)),
+        AttributeValue::M(m) => m.iter().try_for_each(|(k, v)| check_numbers(k, v)),
+        AttributeValue::L(l) => l.iter().try_for_each(|v| check_numbers(name, v)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes items to one table.
 #[derive(Debug, Clone)]
 pub struct ReadingStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// BatchWriteItem calls in flight per write (`FLEETWATCH_DYNAMODB_WRITERS`).
     writers: usize,
+    /// How long a reading is kept after its own timestamp
+    /// (`FLEETWATCH_READING_TTL`, through the table's TTL on `expires_at`);
+    /// `None` keeps readings forever.
+    reading_ttl: Option<Duration>,
+}
+
+/// How one BatchWriteItem batch failed.
+enum BatchFailure {
+    /// DynamoDB refused the request as invalid: `pending` (the batch, or
+    /// what was left of it unprocessed) can never be written together.
+    Refused {
+        pending: Vec<WriteRequest>,
+        message: String,
+    },
+    /// Anything else: returned to the caller.
+    Failed(StoreError),
 }
 
 impl ReadingStore {
@@ -128,53 +383,180 @@ impl ReadingStore {
             client,
             table,
             writers: writers.max(1),
+            reading_ttl: None,
         }
+    }
+
+    /// Readings expire `ttl` after their own timestamp; `None` keeps them.
+    pub fn with_reading_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.reading_ttl = ttl;
+        self
     }
 
     pub fn table(&self) -> &str {
         &self.table
     }
 
-    /// Writes every item, or fails. Items with the same key are collapsed
-    /// first, the last one winning, as a replay would leave it: DynamoDB
-    /// refuses a batch that names one key twice, and batches in flight
-    /// together could otherwise land in either order.
-    pub async fn write(&self, items: Vec<Item>) -> Result<(), StoreError> {
-        let items = collapse_duplicate_keys(items);
-        let count = items.len();
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| StoreError::Build(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batches: Vec<Vec<WriteRequest>> =
-            requests.chunks(MAX_BATCH).map(<[_]>::to_vec).collect();
-        stream::iter(batches.into_iter().map(|b| self.write_batch(b)))
-            .buffer_unordered(self.writers)
-            .try_collect::<()>()
-            .await?;
-        metrics::dynamodb_items_written(count);
-        Ok(())
+    /// The `expires_at` of a reading's item: its own timestamp (epoch
+    /// seconds) plus the TTL, so retention follows event time whatever the
+    /// delay before upload. A reading older than the TTL is therefore
+    /// deleted by DynamoDB soon after it is written. `None` without a TTL.
+    pub fn expires_at(&self, reading: &Reading) -> Option<i64> {
+        let ttl = i64::try_from(self.reading_ttl?.as_secs()).unwrap_or(i64::MAX);
+        Some(
+            reading
+                .timestamp
+                .unix_millis()
+                .div_euclid(1000)
+                .saturating_add(ttl),
+        )
     }
 
-    async fn write_batch(&self, mut batch: Vec<WriteRequest>) -> Result<(), StoreError> {
+    /// Writes every item DynamoDB can take and reports the ones it can
+    /// never take ([`WriteReport::rejected`]); fails on anything that may
+    /// succeed later (throttling, 5xx, timeouts), so the caller retries.
+    ///
+    /// A second item with a key already given in this call is rejected
+    /// (`duplicate_key`), the first one winning: DynamoDB refuses a batch
+    /// that names one key twice, and batches in flight together could
+    /// otherwise land in either order.
+    pub async fn write(&self, items: Vec<Item>) -> Result<WriteReport, StoreError> {
+        let mut rejected = Vec::new();
+        let mut keys = HashSet::with_capacity(items.len());
+        let mut requests: Vec<(usize, WriteRequest)> = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            if let Err((reason, detail)) = check_item(&item) {
+                rejected.push(RejectedItem {
+                    index,
+                    reason,
+                    detail,
+                });
+                continue;
+            }
+            if !keys.insert(key_of(&item)) {
+                rejected.push(RejectedItem {
+                    index,
+                    reason: ItemRejectReason::DuplicateKey,
+                    detail:
+                        "an item with the same device_id and timestamp came first in this write"
+                            .into(),
+                });
+                continue;
+            }
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::Build(e.to_string()))?;
+            requests.push((index, WriteRequest::builder().put_request(put).build()));
+        }
+        let sent = requests.len();
+        let mut batches = Vec::with_capacity(sent.div_ceil(MAX_BATCH));
+        let mut rest = requests.into_iter();
+        loop {
+            let batch: Vec<_> = rest.by_ref().take(MAX_BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            batches.push(batch);
+        }
+        let refused = stream::iter(batches.into_iter().map(|b| self.write_batch(b)))
+            .buffer_unordered(self.writers)
+            .try_fold(Vec::new(), |mut all, refused| async move {
+                all.extend(refused);
+                Ok(all)
+            })
+            .await?;
+        let written = sent - refused.len();
+        metrics::dynamodb_items_written(written);
+        rejected.extend(refused);
+        rejected.sort_unstable_by_key(|r| r.index);
+        Ok(WriteReport { written, rejected })
+    }
+
+    /// Writes one batch; when DynamoDB refuses it as invalid, writes each
+    /// half on its own, down to the single item, and returns the items
+    /// refused alone. A batch with one bad item costs about 2·log2(25) ≈ 10
+    /// calls instead of failing the whole object.
+    fn write_batch(
+        &self,
+        batch: Vec<(usize, WriteRequest)>,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<RejectedItem>, StoreError>> {
+        Box::pin(async move {
+            let index_of: HashMap<(String, String), usize> = batch
+                .iter()
+                .filter_map(|(i, w)| Some((key_of(w.put_request()?.item()), *i)))
+                .collect();
+            let requests = batch.into_iter().map(|(_, w)| w).collect();
+            let (pending, message) = match self.send(requests).await {
+                Ok(()) => return Ok(Vec::new()),
+                Err(BatchFailure::Failed(e)) => return Err(e),
+                Err(BatchFailure::Refused { pending, message }) => (pending, message),
+            };
+            let mut pending: Vec<(usize, WriteRequest)> = pending
+                .into_iter()
+                .map(|w| {
+                    let index = w
+                        .put_request()
+                        .and_then(|p| index_of.get(&key_of(p.item())))
+                        .copied()
+                        .unwrap_or(usize::MAX);
+                    (index, w)
+                })
+                .collect();
+            if let [(index, _)] = pending.as_slice() {
+                if blames_the_table(&message) || *index == usize::MAX {
+                    return Err(StoreError::TableRefused {
+                        table: self.table.clone(),
+                        message,
+                    });
+                }
+                return Ok(vec![RejectedItem {
+                    index: *index,
+                    reason: ItemRejectReason::DynamodbRejected,
+                    detail: message,
+                }]);
+            }
+            let second = pending.split_off(pending.len() / 2);
+            let mut refused = self.write_batch(pending).await?;
+            refused.extend(self.write_batch(second).await?);
+            Ok(refused)
+        })
+    }
+
+    /// One batch, its `UnprocessedItems` retried with backoff.
+    async fn send(&self, mut batch: Vec<WriteRequest>) -> Result<(), BatchFailure> {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         loop {
-            let output = self
+            // A copy goes out: when DynamoDB refuses the batch, its items
+            // are needed again to find the one at fault.
+            let result = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, batch)
+                .request_items(&self.table, batch.clone())
                 .send()
-                .await
-                .map_err(|e| StoreError::Call {
-                    table: self.table.clone(),
-                    message: DisplayErrorContext(&e).to_string(),
-                })?;
+                .await;
+            let output = match result {
+                Ok(output) => output,
+                Err(e) => {
+                    let class = failure::classify_sdk(&e);
+                    if class == FailureClass::Permanent {
+                        let message = match (e.code(), e.message()) {
+                            (Some(code), Some(message)) => format!("{code}: {message}"),
+                            (Some(code), None) => code.to_owned(),
+                            _ => DisplayErrorContext(&e).to_string(),
+                        };
+                        return Err(BatchFailure::Refused {
+                            pending: batch,
+                            message,
+                        });
+                    }
+                    return Err(BatchFailure::Failed(StoreError::Call {
+                        table: self.table.clone(),
+                        message: DisplayErrorContext(&e).to_string(),
+                        class,
+                    }));
+                }
+            };
             batch = output
                 .unprocessed_items()
                 .and_then(|u| u.get(&self.table))
@@ -184,10 +566,10 @@ impl ReadingStore {
                 return Ok(());
             }
             if backoff.attempts() + 1 >= MAX_ATTEMPTS {
-                return Err(StoreError::Unprocessed {
+                return Err(BatchFailure::Failed(StoreError::Unprocessed {
                     table: self.table.clone(),
                     count: batch.len(),
-                });
+                }));
             }
             metrics::dynamodb_unprocessed_retry();
             tokio::time::sleep(backoff.next_delay()).await;
@@ -195,27 +577,23 @@ impl ReadingStore {
     }
 }
 
-/// Keeps the last item of each (device_id, timestamp), in first-seen order.
-fn collapse_duplicate_keys(items: Vec<Item>) -> Vec<Item> {
-    let key = |item: &Item| {
-        let part = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(s)) => s.clone(),
-            _ => String::new(),
-        };
-        (part("device_id"), part("timestamp"))
+/// Whether DynamoDB's refusal of a single item is about the table rather
+/// than the item: every message about keys ("Missing the key …", "Type
+/// mismatch for key …", "The provided key element does not match the
+/// schema"). fleetwatch always writes both keys as non-empty strings, so
+/// such a refusal means the table's key schema is not (device_id S,
+/// timestamp S); rejecting readings over it would drop every one of them.
+fn blames_the_table(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("key")
+}
+
+/// An item's (device_id, timestamp).
+fn key_of(item: &Item) -> (String, String) {
+    let part = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
     };
-    let mut position: HashMap<(String, String), usize> = HashMap::with_capacity(items.len());
-    let mut out: Vec<Item> = Vec::with_capacity(items.len());
-    for item in items {
-        match position.entry(key(&item)) {
-            std::collections::hash_map::Entry::Occupied(slot) => out[*slot.get()] = item,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(out.len());
-                out.push(item);
-            }
-        }
-    }
-    out
+    (part(DEVICE_ID), part(TIMESTAMP))
 }
 
 #[cfg(test)]
@@ -239,6 +617,12 @@ mod tests {
         }
     }
 
+    const SRC: Source<'static> = Source {
+        bucket: "b",
+        key: "k k",
+        line: 3,
+    };
+
     #[test]
     fn item_layout() {
         let p = Prediction {
@@ -246,16 +630,12 @@ mod tests {
             score: 0.8765432,
             model: "m1".into(),
         };
-        let src = Source {
-            bucket: "b",
-            key: "k k",
-            line: 3,
-        };
         let it = item(
             &reading("VHC1", 1_760_914_020_000, "0.1"),
             Some(&p),
-            src,
+            SRC,
             "now",
+            None,
         );
         assert_eq!(it["device_id"], AttributeValue::S("VHC1".into()));
         assert_eq!(
@@ -265,6 +645,7 @@ mod tests {
         assert_eq!(it["engine_temp_c"], AttributeValue::N("0.1".into()));
         assert_eq!(it["status"], AttributeValue::S("ok".into()));
         assert!(!it.contains_key("note"));
+        assert!(!it.contains_key(EXPIRES_AT), "no TTL, no expires_at");
         let AttributeValue::M(pred) = &it["prediction"] else {
             panic!()
         };
@@ -274,26 +655,160 @@ mod tests {
             panic!()
         };
         assert_eq!(source["line"], AttributeValue::N("3".into()));
-        let no_pred = item(&reading("VHC1", 0, "1"), None, src, "now");
+        let no_pred = item(&reading("VHC1", 0, "1"), None, SRC, "now", None);
         assert!(!no_pred.contains_key("prediction"));
     }
 
+    /// Every attribute fleetwatch owns: an input field of that name never
+    /// reaches the item under it, whatever built the reading.
     #[test]
-    fn duplicates_collapse_to_the_last() {
-        let src = Source {
-            bucket: "b",
-            key: "k",
-            line: 1,
+    fn input_never_sets_an_owned_attribute() {
+        for &name in OWNED_ATTRIBUTES {
+            let mut r = reading("VHC1", 1_760_914_020_000, "90");
+            r.fields
+                .push((name.to_owned(), Value::Text("from input".into())));
+            let p = Prediction {
+                label: Label::Negative,
+                score: 0.1,
+                model: "m1".into(),
+            };
+            let it = item(&r, Some(&p), SRC, "now", Some(42));
+            assert_ne!(
+                it[name],
+                AttributeValue::S("from input".into()),
+                "{name} was set by input"
+            );
+            if !KEY_ATTRIBUTES.contains(&name) {
+                assert_eq!(
+                    it[&format!("{name}_input")],
+                    AttributeValue::S("from input".into()),
+                    "{name} is kept as {name}_input"
+                );
+            }
+        }
+        assert_eq!(input_attribute_name("expires_at"), "expires_at_input");
+        assert_eq!(input_attribute_name("device_id"), "device_id");
+        assert_eq!(input_attribute_name("rpm"), "rpm");
+    }
+
+    #[test]
+    fn expiry_follows_the_readings_own_time() {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let store = ReadingStore::new(client, "t".into(), 1);
+        let r = reading("V", 1_760_914_020_500, "1");
+        assert_eq!(store.expires_at(&r), None);
+        let store = store.with_reading_ttl(Some(Duration::from_secs(400 * 86_400)));
+        assert_eq!(store.expires_at(&r), Some(1_760_914_020 + 400 * 86_400));
+        let it = item(&r, None, SRC, "now", store.expires_at(&r));
+        assert_eq!(
+            it[EXPIRES_AT],
+            AttributeValue::N((1_760_914_020i64 + 34_560_000).to_string())
+        );
+    }
+
+    #[test]
+    fn sizes_are_counted_as_dynamodb_does() {
+        let it = Item::from([
+            ("ab".into(), AttributeValue::S("héllo".into())), // 2 + 6
+            ("n".into(), AttributeValue::N("12345".into())),  // 1 + 3 + 1
+            ("z".into(), AttributeValue::N("-0.00100".into())), // 1 + 1 + 1
+            ("t".into(), AttributeValue::Bool(true)),         // 1 + 1
+            (
+                "m".into(),
+                // 1 + 3 + (1 + 1 + 1) + (1 + 2 + 1)
+                AttributeValue::M(HashMap::from([
+                    ("x".into(), AttributeValue::S("y".into())),
+                    ("k".into(), AttributeValue::N("7".into())),
+                ])),
+            ),
+            // 1 + 3 + (1 + 1) + 0
+            (
+                "l".into(),
+                AttributeValue::L(vec![AttributeValue::Null(true)]),
+            ),
+        ]);
+        assert_eq!(item_size(&it), 8 + 5 + 3 + 2 + 11 + 6);
+        assert_eq!(number_size("0"), 1);
+        assert_eq!(number_size(&"9".repeat(38)), 20);
+    }
+
+    #[test]
+    fn items_dynamodb_cannot_take_are_found_before_writing() {
+        let mut r = reading("V", 0, "1");
+        assert_eq!(check_item(&item(&r, None, SRC, "now", None)), Ok(()));
+        r.fields
+            .push(("blob".into(), Value::Text("x".repeat(MAX_ITEM_BYTES))));
+        let (reason, detail) = check_item(&item(&r, None, SRC, "now", None)).unwrap_err();
+        assert_eq!(reason, ItemRejectReason::ItemTooLarge);
+        assert!(detail.contains("400 KB"), "{detail}");
+        for bad in ["1e200", "1e-131", &"1".repeat(39), "NaN", "12a"] {
+            let mut it = item(&reading("V", 0, "1"), None, SRC, "now", None);
+            it.insert("big".into(), AttributeValue::N(bad.to_owned()));
+            let (reason, detail) = check_item(&it).unwrap_err();
+            assert_eq!(reason, ItemRejectReason::NumberOutOfRange, "{bad}");
+            assert!(detail.contains("big"), "{detail}");
+            let mut nested = item(&reading("V", 0, "1"), None, SRC, "now", None);
+            nested.insert(
+                "m".into(),
+                AttributeValue::M(HashMap::from([(
+                    "inner".into(),
+                    AttributeValue::N(bad.to_owned()),
+                )])),
+            );
+            assert_eq!(
+                check_item(&nested).unwrap_err().0,
+                ItemRejectReason::NumberOutOfRange
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_are_unique_snake_case() {
+        let mut seen = HashSet::new();
+        for reason in ItemRejectReason::ALL {
+            let label = reason.as_str();
+            assert!(seen.insert(label), "duplicate {label}");
+            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn store_errors_are_classified() {
+        let call = |class| StoreError::Call {
+            table: "t".into(),
+            message: "m".into(),
+            class,
         };
-        let items = vec![
-            item(&reading("A", 1, "1"), None, src, "t"),
-            item(&reading("B", 1, "2"), None, src, "t"),
-            item(&reading("A", 1, "3"), None, src, "t"),
-        ];
-        let out = collapse_duplicate_keys(items);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0]["engine_temp_c"], AttributeValue::N("3".into()));
-        assert_eq!(out[1]["device_id"], AttributeValue::S("B".into()));
+        assert_eq!(
+            call(FailureClass::Throttled).class(),
+            FailureClass::Throttled
+        );
+        assert_eq!(
+            StoreError::Unprocessed {
+                table: "t".into(),
+                count: 1
+            }
+            .class(),
+            FailureClass::Throttled
+        );
+        assert!(
+            StoreError::TableRefused {
+                table: "t".into(),
+                message: "Missing the key timestamp".into()
+            }
+            .class()
+            .is_retryable()
+        );
+        assert!(blames_the_table(
+            "ValidationException: The provided key element does not match the schema"
+        ));
+        assert!(!blames_the_table(
+            "ValidationException: Item size has exceeded the maximum allowed size"
+        ));
     }
 
     #[test]

@@ -165,12 +165,12 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
         "lines around a 10 MB line are kept"
     );
     assert_eq!(count("UTF"), 1);
-    assert_eq!(count("DUP"), 1, "duplicate readings are one item");
+    assert_eq!(count("DUP"), 1, "readings under one key are one item");
     let dup = &items[&("DUP".to_owned(), "2025-11-15T10:00:00.000Z".to_owned())];
     assert_eq!(
         common::n(dup, "engine_temp_c"),
-        "91",
-        "the last duplicate wins"
+        "90",
+        "the first reading of a key wins; the different second one is rejected"
     );
     assert_eq!(count("TYPES"), 0);
     assert_eq!(count("TIME"), 1);
@@ -212,6 +212,10 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
     );
     assert_eq!(
         value(m::RECORDS_REJECTED, &[("reason", "timestamp_in_future")]),
+        1.0
+    );
+    assert_eq!(
+        value(m::RECORDS_REJECTED, &[("reason", "duplicate_key")]),
         1.0
     );
     assert_eq!(

@@ -5,10 +5,12 @@
 //! no network call; `FLEETWATCH_MODEL` points at another model file (its
 //! metadata beside it as `<name>.meta.json`). Either way the model is
 //! checked against its metadata and the worker's features at start-up.
-//! Scoring a chunk of 1000 readings takes about 1.5 ms, so it runs inline
-//! on the async runtime rather than on a blocking thread.
+//! Scoring a chunk of 1000 readings takes about 1.5 ms, too long to hold an
+//! async runtime thread: [`super::Predictor`] runs it on a blocking thread
+//! (the model is shared behind an `Arc`, so handing it over is cheap).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::features::{FEATURE_NAMES, extract};
 use super::xgboost::{XgbError, XgbModel};
@@ -20,8 +22,11 @@ const BUILTIN_META: &[u8] = include_bytes!("../../models/fleetwatch.meta.json");
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedModel {
-    model: XgbModel,
+    /// Shared, so a clone for a blocking thread costs a reference count.
+    model: Arc<XgbModel>,
+    /// The model's id, stored with every prediction.
     id: String,
+    /// Score at or above which a prediction is POSITIVE.
     threshold: f64,
 }
 
@@ -50,7 +55,7 @@ impl EmbeddedModel {
         EmbeddedModel {
             id: meta.model_id.clone(),
             threshold: meta.threshold,
-            model,
+            model: Arc::new(model),
         }
     }
 
@@ -68,11 +73,17 @@ impl EmbeddedModel {
         self.model.n_trees()
     }
 
+    /// Predicts `readings` taken as one whole object.
     pub fn predict(&self, readings: &[Reading]) -> Result<Vec<Prediction>, XgbError> {
-        let rows = extract(readings);
-        let mut scores = Vec::with_capacity(readings.len());
+        self.predict_rows(&extract(readings))
+    }
+
+    /// Predicts feature rows (row-major, [`FEATURE_NAMES`] order), one
+    /// prediction per row.
+    pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<Prediction>, XgbError> {
+        let mut scores = Vec::with_capacity(rows.len() / FEATURE_NAMES.len());
         self.model
-            .predict_batch(&rows, FEATURE_NAMES.len(), &mut scores)?;
+            .predict_batch(rows, FEATURE_NAMES.len(), &mut scores)?;
         Ok(scores
             .into_iter()
             .map(|s| {

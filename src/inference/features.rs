@@ -11,6 +11,12 @@
 //! *window* is that device's last [`WINDOW`] readings of the same object up
 //! to and including `i` (fewer at the start of the object). Readings from
 //! other objects are never used: the worker is stateless between objects.
+//! The worker computes rows chunk by chunk through a [`FeatureContext`],
+//! which carries each device's window over, so the split into chunks
+//! changes nothing. It tracks at most [`MAX_CONTEXT_DEVICES`] devices per
+//! object: past that, the device seen least recently is forgotten, and its
+//! next reading starts a new window (counted in
+//! `fleetwatch_feature_context_evictions_total`).
 //! All arithmetic is in `f64`, summing in window order (oldest first),
 //! then each feature is rounded once to `f32`. `NaN` means missing.
 //!
@@ -33,14 +39,23 @@
 //! fuel is kept only as a weak context feature, position and odometer are
 //! left out so the model cannot learn where or which vehicle it is.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::telemetry::reading::Reading;
+use crate::metrics;
+use crate::telemetry::reading::{Number, Reading, Timestamp, Value};
 
 /// Readings per device in a rolling window (the current one included).
 pub const WINDOW: usize = 10;
+
+/// The most devices whose windows one object's [`FeatureContext`] keeps.
+/// A device costs about 1 KB (its window of [`WINDOW`] points of 80 bytes,
+/// its id and bookkeeping), so the cap bounds an object's feature state at
+/// about 10 MB, 80 MB with the default 8 objects in flight: affordable in
+/// a 512 MB task, and enough for an aggregator uploading a fleet of 10,000
+/// vehicles in one object without any window being cut short.
+pub const MAX_CONTEXT_DEVICES: usize = 10_000;
 
 /// Feature names, in model column order.
 pub const FEATURE_NAMES: &[&str] = &[
@@ -101,11 +116,22 @@ fn base(r: &Reading) -> [f64; N_BASE] {
     b
 }
 
+/// What the features need of one reading: its base values and its time.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    base: [f64; N_BASE],
+    /// Unix milliseconds, for the temperature slope.
+    time: i64,
+}
+
+/// A device's window, oldest first.
+type Window = [Point];
+
 /// Mean of the present values, oldest first; `NaN` if none.
-fn mean(window: &[usize], bases: &[[f64; N_BASE]], k: usize) -> f64 {
+fn mean(window: &Window, k: usize) -> f64 {
     let (mut sum, mut n) = (0.0f64, 0.0f64);
-    for &j in window {
-        let v = bases[j][k];
+    for p in window {
+        let v = p.base[k];
         if !v.is_nan() {
             sum += v;
             n += 1.0;
@@ -114,10 +140,10 @@ fn mean(window: &[usize], bases: &[[f64; N_BASE]], k: usize) -> f64 {
     if n > 0.0 { sum / n } else { f64::NAN }
 }
 
-fn max(window: &[usize], bases: &[[f64; N_BASE]], k: usize) -> f64 {
+fn max(window: &Window, k: usize) -> f64 {
     let mut m = f64::NAN;
-    for &j in window {
-        let v = bases[j][k];
+    for p in window {
+        let v = p.base[k];
         if !v.is_nan() && (m.is_nan() || v > m) {
             m = v;
         }
@@ -126,13 +152,13 @@ fn max(window: &[usize], bases: &[[f64; N_BASE]], k: usize) -> f64 {
 }
 
 /// Least-squares slope of engine temperature (°C per hour) over the window.
-fn temp_slope(window: &[usize], bases: &[[f64; N_BASE]], times: &[i64], now: i64) -> f64 {
-    let x = |j: usize| (times[j] - now) as f64 / 3_600_000.0;
+fn temp_slope(window: &Window, now: i64) -> f64 {
+    let x = |p: &Point| (p.time - now) as f64 / 3_600_000.0;
     let (mut sx, mut sy, mut n) = (0.0f64, 0.0f64, 0.0f64);
-    for &j in window {
-        let y = bases[j][ENGINE];
+    for p in window {
+        let y = p.base[ENGINE];
         if !y.is_nan() {
-            sx += x(j);
+            sx += x(p);
             sy += y;
             n += 1.0;
         }
@@ -142,10 +168,10 @@ fn temp_slope(window: &[usize], bases: &[[f64; N_BASE]], times: &[i64], now: i64
     }
     let (mx, my) = (sx / n, sy / n);
     let (mut sxy, mut sxx) = (0.0f64, 0.0f64);
-    for &j in window {
-        let y = bases[j][ENGINE];
+    for p in window {
+        let y = p.base[ENGINE];
         if !y.is_nan() {
-            let dx = x(j) - mx;
+            let dx = x(p) - mx;
             sxy += dx * (y - my);
             sxx += dx * dx;
         }
@@ -153,51 +179,234 @@ fn temp_slope(window: &[usize], bases: &[[f64; N_BASE]], times: &[i64], now: i64
     if sxx > 0.0 { sxy / sxx } else { f64::NAN }
 }
 
-/// Feature rows for `readings`, row-major: `readings.len() *
-/// FEATURE_NAMES.len()` values, `f32::NAN` for missing.
+/// The feature row of the newest point of `window` (its last).
+fn row(window: &Window, p: &Point) -> [f64; 19] {
+    let b = &p.base;
+    let volts_mean = mean(window, VOLTS);
+    [
+        b[SPEED],
+        b[RPM],
+        b[ENGINE],
+        b[COOLANT],
+        b[OIL],
+        b[VOLTS],
+        b[VIB],
+        b[7],
+        b[OIL_PER_KRPM],
+        temp_slope(window, p.time),
+        mean(window, ENGINE),
+        mean(window, COOLANT),
+        mean(window, OIL_PER_KRPM),
+        volts_mean,
+        b[VOLTS] - volts_mean,
+        mean(window, VIB),
+        max(window, VIB),
+        mean(window, RPM),
+        window.len() as f64,
+    ]
+}
+
+/// Feature rows for `readings` taken as one whole object, row-major:
+/// `readings.len() * FEATURE_NAMES.len()` values, `f32::NAN` for missing.
 pub fn extract(readings: &[Reading]) -> Vec<f32> {
-    let nf = FEATURE_NAMES.len();
-    let mut out = Vec::with_capacity(readings.len() * nf);
-    let bases: Vec<[f64; N_BASE]> = readings.iter().map(base).collect();
-    let times: Vec<i64> = readings.iter().map(|r| r.timestamp.unix_millis()).collect();
-    // Each device's last WINDOW reading indices, oldest first.
-    let mut recent: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, r) in readings.iter().enumerate() {
-        let w = match recent.entry(r.device_id.as_str()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(Vec::with_capacity(WINDOW)),
-        };
-        if w.len() == WINDOW {
-            w.remove(0);
+    FeatureContext::new(usize::MAX).extract(readings)
+}
+
+/// The rolling windows of one object's devices, carried from one chunk of
+/// readings to the next, so that rows computed chunk by chunk equal the
+/// rows of the whole object (bit for bit: the same values are summed in the
+/// same order). Bounded: at most `max_devices` devices, the least recently
+/// seen forgotten first.
+#[derive(Debug)]
+pub struct FeatureContext {
+    /// The most devices kept; see [`MAX_CONTEXT_DEVICES`].
+    max_devices: usize,
+    /// Each kept device's slot in `slots`.
+    devices: HashMap<Arc<str>, usize>,
+    /// The kept devices' state; a slot freed by an eviction is reused.
+    slots: Vec<Slot>,
+    /// Slots freed by evictions.
+    free: Vec<usize>,
+    /// `(sequence number, slot)` of readings, oldest first. An entry is
+    /// live while it matches its slot's latest sequence number (sequence
+    /// numbers are never reused); the first live entry is the least
+    /// recently seen device, the one evicted. Stale entries are dropped when
+    /// they outnumber the devices, so this stays within twice the device
+    /// count (plus a constant).
+    recency: VecDeque<(u64, usize)>,
+    /// The next reading's sequence number.
+    next: u64,
+    /// Devices added so far (one evicted and seen again counts twice).
+    devices_seen: u64,
+    /// Devices evicted so far.
+    evictions: u64,
+}
+
+/// One kept device.
+#[derive(Debug)]
+struct Slot {
+    /// Its id, to forget it when it is evicted.
+    device: Arc<str>,
+    /// Its last [`WINDOW`] points, oldest first.
+    window: Vec<Point>,
+    /// The sequence number of its latest reading; `u64::MAX` when free.
+    last: u64,
+}
+
+impl FeatureContext {
+    /// An empty context keeping at most `max_devices` devices (at least one).
+    pub fn new(max_devices: usize) -> FeatureContext {
+        FeatureContext {
+            max_devices: max_devices.max(1),
+            devices: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            recency: VecDeque::new(),
+            next: 0,
+            devices_seen: 0,
+            evictions: 0,
         }
-        w.push(i);
-        let b = &bases[i];
-        let volts_mean = mean(w, &bases, VOLTS);
-        let row = [
-            b[SPEED],
-            b[RPM],
-            b[ENGINE],
-            b[COOLANT],
-            b[OIL],
-            b[VOLTS],
-            b[VIB],
-            b[7],
-            b[OIL_PER_KRPM],
-            temp_slope(w, &bases, &times, times[i]),
-            mean(w, &bases, ENGINE),
-            mean(w, &bases, COOLANT),
-            mean(w, &bases, OIL_PER_KRPM),
-            volts_mean,
-            b[VOLTS] - volts_mean,
-            mean(w, &bases, VIB),
-            max(w, &bases, VIB),
-            mean(w, &bases, RPM),
-            w.len() as f64,
-        ];
-        debug_assert_eq!(row.len(), nf);
-        out.extend(row.iter().map(|&v| v as f32));
     }
-    out
+
+    /// Feature rows of `readings` (row-major, `f32::NAN` for missing), each
+    /// with the window of its device's earlier readings in this context;
+    /// the windows then include `readings`.
+    pub fn extract(&mut self, readings: &[Reading]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(readings.len() * FEATURE_NAMES.len());
+        for r in readings {
+            let p = Point {
+                base: base(r),
+                time: r.timestamp.unix_millis(),
+            };
+            let window = self.push(&r.device_id, p);
+            out.extend(row(window, &p).iter().map(|&v| v as f32));
+        }
+        out
+    }
+
+    /// Adds a reading to its device's window and returns the window.
+    fn push(&mut self, device: &str, p: Point) -> &Window {
+        let seq = self.next;
+        self.next += 1;
+        let index = match self.devices.get(device) {
+            Some(&index) => index,
+            None => self.insert(device),
+        };
+        if self.recency.len() > 2 * self.devices.len() + 1024 {
+            let slots = &self.slots;
+            self.recency.retain(|&(s, i)| slots[i].last == s);
+        }
+        self.recency.push_back((seq, index));
+        let slot = &mut self.slots[index];
+        slot.last = seq;
+        if slot.window.len() == WINDOW {
+            slot.window.remove(0);
+        }
+        slot.window.push(p);
+        &slot.window
+    }
+
+    /// Starts tracking a device (evicting the least recently seen one when
+    /// full); returns its slot.
+    fn insert(&mut self, device: &str) -> usize {
+        if self.devices.len() >= self.max_devices {
+            self.evict_least_recent();
+        }
+        let device: Arc<str> = Arc::from(device);
+        let slot = Slot {
+            device: Arc::clone(&device),
+            window: Vec::with_capacity(WINDOW),
+            last: u64::MAX,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = slot;
+                index
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.devices.insert(device, index);
+        self.devices_seen += 1;
+        index
+    }
+
+    fn evict_least_recent(&mut self) {
+        while let Some((seq, index)) = self.recency.pop_front() {
+            let slot = &mut self.slots[index];
+            if slot.last == seq {
+                self.devices.remove(&slot.device);
+                slot.last = u64::MAX;
+                slot.window = Vec::new();
+                self.free.push(index);
+                self.evictions += 1;
+                metrics::feature_context_evicted();
+                return;
+            }
+        }
+    }
+
+    /// Devices whose windows are kept now.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// Devices added so far: the devices of the object, as long as none was
+    /// evicted (one evicted and seen again counts twice).
+    pub fn devices_seen(&self) -> u64 {
+        self.devices_seen
+    }
+
+    /// Devices evicted so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Readings that stand for the windows of the devices of `readings`:
+    /// for each (in order of first appearance), up to `WINDOW - 1` readings
+    /// carrying exactly the fields and times the features use, oldest
+    /// first. Features of these followed by `readings`, from an empty
+    /// context, equal this context's features of `readings`. For a
+    /// predictor that computes features itself from readings.
+    pub fn history_readings(&self, readings: &[Reading]) -> Vec<Reading> {
+        let mut out = Vec::new();
+        let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for r in readings {
+            if !done.insert(r.device_id.as_str()) {
+                continue;
+            }
+            let Some(&index) = self.devices.get(r.device_id.as_str()) else {
+                continue;
+            };
+            let window = &self.slots[index].window;
+            let skip = window.len().saturating_sub(WINDOW - 1);
+            for p in window.iter().skip(skip) {
+                out.push(Reading {
+                    device_id: r.device_id.clone(),
+                    timestamp: Timestamp::from_unix_millis(p.time),
+                    fields: RAW
+                        .iter()
+                        .zip(p.base)
+                        .filter(|(_, v)| !v.is_nan())
+                        // Rust prints the shortest text that parses back to
+                        // the same f64, and these values were read from
+                        // numbers DynamoDB can store, so parsing succeeds.
+                        .filter_map(|(name, v)| {
+                            Number::parse(&v.to_string())
+                                .map(|n| ((*name).to_owned(), Value::Number(n)))
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// One row in the SageMaker built-in XGBoost CSV contract: no header, no
@@ -386,6 +595,105 @@ mod tests {
                     "{} cell {i}: {a} vs {b}",
                     obj["key"]
                 );
+            }
+        }
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    }
+
+    fn fixture_readings() -> Vec<Vec<Reading>> {
+        let p = crate::inference::parity::fixture();
+        p["feature_fixture"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| parse_jsonl(o["jsonl"].as_str().unwrap()))
+            .collect()
+    }
+
+    /// Rows computed chunk by chunk through a context are the whole
+    /// object's rows, bit for bit, whatever the chunk sizes.
+    #[test]
+    fn chunks_through_a_context_equal_the_whole_object() {
+        for readings in fixture_readings() {
+            let whole = extract(&readings);
+            for size in [1, 2, 7, 10, 333] {
+                let mut context = FeatureContext::new(MAX_CONTEXT_DEVICES);
+                let chunked: Vec<f32> = readings
+                    .chunks(size)
+                    .flat_map(|c| context.extract(c))
+                    .collect();
+                assert!(same_bits(&whole, &chunked), "chunks of {size}");
+            }
+        }
+    }
+
+    /// The windows of the least recently seen devices are dropped past the
+    /// cap, and counted; a forgotten device starts a new window.
+    #[test]
+    fn the_context_is_bounded_by_its_device_cap() {
+        let mut context = FeatureContext::new(3);
+        let mut rows = Vec::new();
+        // A, B, C, A, D (evicts B, the least recently seen), B (evicts C).
+        for (i, dev) in ["A", "B", "C", "A", "D", "B"].iter().enumerate() {
+            rows.extend(context.extract(&[reading(dev, i as i64, &[("rpm", 1000.0)])]));
+        }
+        assert_eq!(context.len(), 3);
+        assert_eq!(context.evictions(), 2);
+        assert_eq!(
+            context.devices_seen(),
+            6 - 1,
+            "A came back before any eviction"
+        );
+        assert_eq!(col(&rows, 3, "window_readings"), 2.0, "A kept its window");
+        assert_eq!(col(&rows, 5, "window_readings"), 1.0, "B starts again");
+        // Many devices, a small cap: the state never grows past it, and
+        // the recency queue stays proportional to the devices kept.
+        let mut context = FeatureContext::new(100);
+        for round in 0..20 {
+            let batch: Vec<Reading> = (0..1000)
+                .map(|d| reading(&format!("D{d}"), round * 60, &[("rpm", 900.0)]))
+                .collect();
+            context.extract(&batch);
+            assert!(context.len() <= 100);
+            assert!(context.recency.len() <= 2 * context.len() + 1025);
+            assert!(context.slots.len() <= 100, "evicted slots are reused");
+        }
+        assert_eq!(context.evictions(), 20 * 1000 - 100);
+        // A cyclic fleet larger than the cap: every window restarts.
+        let batch: Vec<Reading> = (0..200)
+            .map(|d| reading(&format!("D{d}"), 99_999, &[]))
+            .collect();
+        let f = context.extract(&batch);
+        assert!((0..200).all(|i| col(&f, i, "window_readings") == 1.0));
+    }
+
+    /// `history_readings` followed by the new readings, from scratch, gives
+    /// the context's rows of the new readings (what a predictor that
+    /// computes features itself needs).
+    #[test]
+    fn history_readings_reproduce_the_context() {
+        for readings in fixture_readings() {
+            let whole = extract(&readings);
+            let nf = FEATURE_NAMES.len();
+            let mut context = FeatureContext::new(MAX_CONTEXT_DEVICES);
+            let mut done = 0;
+            for chunk in readings.chunks(37) {
+                let mut replay = context.history_readings(chunk);
+                let n_history = replay.len();
+                replay.extend(chunk.iter().cloned());
+                let rows = extract(&replay);
+                context.extract(chunk);
+                assert!(same_bits(
+                    &rows[n_history * nf..],
+                    &whole[done * nf..(done + chunk.len()) * nf]
+                ));
+                done += chunk.len();
             }
         }
     }

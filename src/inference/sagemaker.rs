@@ -16,15 +16,27 @@
 //! Batches are split by row count and by payload bytes (real-time endpoints
 //! refuse requests over 6 MB); several requests are in flight at once and
 //! the answers are put back in row order. Throttling and 5xx are retried by
-//! the SDK; a call that still fails fails the batch (never a made-up label).
+//! the SDK; a call that still fails fails the batch (never a made-up label),
+//! and the pipeline holds the message while the endpoint is down. A request
+//! refused for its content (a 4xx such as `ModelError`) is split until the
+//! rows at fault are alone: those readings are rejected, the rest scored.
+//! When every row is refused, the endpoint refuses this kind of request
+//! (another model, a wrong format): that holds the message instead.
 
 use aws_sdk_sagemakerruntime::error::DisplayErrorContext;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::features::{FEATURE_NAMES, csv_row, extract};
+use super::features::{FEATURE_NAMES, csv_row};
 use super::{InferenceError, Label, Prediction};
-use crate::telemetry::Reading;
+use crate::failure::{Classify, FailureClass, classify_sdk};
+
+/// One score per row; `None` for a row the endpoint refused.
+pub type Scores = Vec<Option<f64>>;
+
+/// Calls spent splitting one refused request to find its rows at fault
+/// (a single bad row among 500 takes about 18).
+const MAX_SPLIT_CALLS: usize = 64;
 
 /// Rows per request.
 pub const MAX_ROWS: usize = 500;
@@ -86,66 +98,151 @@ impl SageMakerPredictor {
         matches!(self.format, RequestFormat::Text { .. })
     }
 
-    /// Predicts `readings`; `raw` holds their input lines in `text` mode.
-    pub async fn predict(
-        &self,
-        readings: &[Reading],
-        raw: &[String],
-    ) -> Result<Vec<Prediction>, InferenceError> {
-        let scores: Vec<f64> = match &self.format {
-            RequestFormat::Csv | RequestFormat::Json => {
-                let features = extract(readings);
-                let rows: Vec<&[f32]> = features.chunks(FEATURE_NAMES.len()).collect();
-                let payloads = match self.format {
-                    RequestFormat::Json => split_json(&rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
-                    _ => split_csv(&rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
-                };
-                let content_type = match self.format {
-                    RequestFormat::Json => "application/json",
-                    _ => "text/csv",
-                };
-                // `buffered` (not `buffer_unordered`) keeps the answers in row order.
-                let answers: Vec<Vec<f64>> = stream::iter(
-                    payloads
-                        .into_iter()
-                        .map(|(body, n)| self.invoke(body, n, content_type, Answer::Scores)),
-                )
-                .buffered(IN_FLIGHT)
-                .try_collect()
-                .await?;
-                answers.into_iter().flatten().collect()
-            }
-            RequestFormat::Text { labels } => {
-                if raw.len() != readings.len() {
-                    return Err(InferenceError::BadResponse {
-                        endpoint: self.endpoint.clone(),
-                        message: "text mode needs the raw line of every reading".into(),
-                    });
-                }
-                let positive = labels.iter().position(|l| l == "POSITIVE").unwrap_or(1);
-                let answer = Answer::Probabilities { positive };
-                // Owned items: a closure over borrowed items here trips
-                // rustc's higher-ranked `Send` check (rust-lang/rust#102211).
-                let lines: Vec<String> = raw.to_vec();
-                let answers: Vec<Vec<f64>> = stream::iter(
-                    lines
-                        .into_iter()
-                        .map(|line| self.invoke(line, 1, "application/x-text", answer)),
-                )
-                .buffered(TEXT_IN_FLIGHT)
-                .try_collect()
-                .await?;
-                answers.into_iter().flatten().collect()
-            }
+    /// Scores feature rows (row-major, [`FEATURE_NAMES`] per row) in `csv`
+    /// or `json` mode. Rows the endpoint refuses for their content (a 4xx
+    /// such as `ModelError`) are found by splitting the refused request and
+    /// come back as `None`; the rest are scored.
+    pub async fn predict_rows(&self, rows: &[f32]) -> Result<Scores, InferenceError> {
+        let rows: Vec<&[f32]> = rows.chunks(FEATURE_NAMES.len()).collect();
+        let payloads = self.payloads(&rows);
+        // `buffered` (not `buffer_unordered`) keeps the answers in row order.
+        let mut offset = 0;
+        let requests = payloads.into_iter().map(|(body, n)| {
+            let part = &rows[offset..offset + n];
+            offset += n;
+            self.score_part(body, part)
+        });
+        let answers: Vec<Scores> = stream::iter(requests)
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        self.all_refused(answers.into_iter().flatten().collect())
+    }
+
+    /// Scores raw lines in `text` mode, one per call; a line the endpoint
+    /// refuses for its content comes back as `None`.
+    pub async fn predict_lines(&self, raw: &[String]) -> Result<Scores, InferenceError> {
+        let RequestFormat::Text { labels } = &self.format else {
+            return Err(self.bad("raw lines are only sent in text mode".into()));
         };
-        Ok(scores
-            .into_iter()
-            .map(|score| Prediction {
-                label: Label::from_score(score, self.threshold),
-                score,
-                model: self.model_id.clone(),
+        let positive = labels.iter().position(|l| l == "POSITIVE").unwrap_or(1);
+        let answer = Answer::Probabilities { positive };
+        // Owned items: a closure over borrowed items here trips rustc's
+        // higher-ranked `Send` check (rust-lang/rust#102211).
+        let lines: Vec<String> = raw.to_vec();
+        let answers: Vec<Option<f64>> = stream::iter(lines.into_iter().map(|line| async move {
+            match self.invoke(line, 1, "application/x-text", answer).await {
+                Ok(scores) => Ok(scores.first().copied()),
+                Err(e) if e.class() == FailureClass::Permanent => {
+                    tracing::warn!(endpoint = %self.endpoint, error = %e, "the endpoint refused a line");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }))
+        .buffered(TEXT_IN_FLIGHT)
+        .try_collect()
+        .await?;
+        self.all_refused(answers)
+    }
+
+    /// The predictions for scores, `None` kept for refused rows.
+    pub fn predictions(&self, scores: &[Option<f64>]) -> Vec<Option<Prediction>> {
+        scores
+            .iter()
+            .map(|score| {
+                score.map(|score| Prediction {
+                    label: Label::from_score(score, self.threshold),
+                    score,
+                    model: self.model_id.clone(),
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    fn payloads(&self, rows: &[&[f32]]) -> Vec<(String, usize)> {
+        match self.format {
+            RequestFormat::Json => split_json(rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
+            _ => split_csv(rows, MAX_ROWS, MAX_PAYLOAD_BYTES),
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self.format {
+            RequestFormat::Json => "application/json",
+            _ => "text/csv",
+        }
+    }
+
+    /// Scores one request's rows; when the endpoint refuses the request
+    /// for its content, splits it in halves until the refused rows are
+    /// alone, within [`MAX_SPLIT_CALLS`] calls.
+    async fn score_part(&self, body: String, rows: &[&[f32]]) -> Result<Scores, InferenceError> {
+        let mut budget = MAX_SPLIT_CALLS;
+        self.bisect(body, rows, &mut budget).await
+    }
+
+    fn bisect<'a>(
+        &'a self,
+        body: String,
+        rows: &'a [&'a [f32]],
+        budget: &'a mut usize,
+    ) -> futures_util::future::BoxFuture<'a, Result<Scores, InferenceError>> {
+        Box::pin(async move {
+            let error = match self
+                .invoke(body, rows.len(), self.content_type(), Answer::Scores)
+                .await
+            {
+                Ok(scores) => return Ok(scores.into_iter().map(Some).collect()),
+                Err(e) if e.class() == FailureClass::Permanent => e,
+                Err(e) => return Err(e),
+            };
+            if rows.len() == 1 {
+                tracing::warn!(endpoint = %self.endpoint, error = %error, "the endpoint refused a row");
+                return Ok(vec![None]);
+            }
+            if *budget < 2 {
+                return Err(InferenceError::Refused {
+                    endpoint: self.endpoint.clone(),
+                    message: format!(
+                        "refused requests too often to find the rows at fault: {error}"
+                    ),
+                });
+            }
+            *budget -= 2;
+            let (left, right) = rows.split_at(rows.len() / 2);
+            let body_of = |part: &[&[f32]]| {
+                self.payloads(part)
+                    .into_iter()
+                    .next()
+                    .map(|(b, _)| b)
+                    .unwrap_or_default()
+            };
+            let (left_body, right_body) = (body_of(left), body_of(right));
+            let mut scores = self.bisect(left_body, left, budget).await?;
+            scores.extend(self.bisect(right_body, right, budget).await?);
+            Ok(scores)
+        })
+    }
+
+    /// Every row refused is the endpoint refusing requests of this kind (a
+    /// model that takes other features, a wrong content type), not rows at
+    /// fault: an error that holds the message, never a reason to drop data.
+    fn all_refused(&self, scores: Scores) -> Result<Scores, InferenceError> {
+        if !scores.is_empty() && scores.iter().all(Option::is_none) {
+            return Err(InferenceError::Refused {
+                endpoint: self.endpoint.clone(),
+                message: format!("every one of {} rows was refused", scores.len()),
+            });
+        }
+        Ok(scores)
+    }
+
+    fn bad(&self, message: String) -> InferenceError {
+        InferenceError::BadResponse {
+            endpoint: self.endpoint.clone(),
+            message,
+        }
     }
 
     async fn invoke(
@@ -172,6 +269,7 @@ impl SageMakerPredictor {
             .map_err(|e| InferenceError::Endpoint {
                 endpoint: self.endpoint.clone(),
                 message: DisplayErrorContext(&e).to_string(),
+                class: classify_sdk(&e),
             })?;
         let bad = |message: String| InferenceError::BadResponse {
             endpoint: self.endpoint.clone(),

@@ -28,15 +28,11 @@ pub const NUMERIC_FIELDS: &[&str] = &[
     "odometer_km",
 ];
 
-/// Input field names that would collide with attributes the service itself
-/// writes on each stored reading (`prediction` from inference, `source` the
-/// S3 object, `ingested_at` the processing time). They are kept under a
-/// `_input` suffix instead, so input can never overwrite or spoof them.
-const RENAMES: &[(&str, &str)] = &[
-    ("prediction", "prediction_input"),
-    ("source", "source_input"),
-    ("ingested_at", "ingested_at_input"),
-];
+// Input fields named like an attribute fleetwatch writes itself
+// (`storage::OWNED_ATTRIBUTES`: `prediction`, `source`, `ingested_at`, the
+// TTL attribute `expires_at`, ...) are kept as `<name>_input` instead, so
+// input can never overwrite or spoof them, nor make DynamoDB delete a
+// reading. The list lives with the item layout, in one place.
 
 const DEVICE_ID: &str = "device_id";
 const TIMESTAMP: &str = "timestamp";
@@ -79,7 +75,8 @@ impl ReadingBuilder {
     /// but never stored, so nothing invents a value the vehicle did not send.
     pub(crate) fn add(&mut self, name: &str, value: Option<RawValue<'_>>) -> Result<(), Rejection> {
         check_name(name)?;
-        let name = renamed(name);
+        let name = crate::storage::input_attribute_name(name);
+        let name = name.as_ref();
         if !self.seen.insert(name.to_string()) {
             return Err(Rejection::new(
                 RejectReason::DuplicateField,
@@ -135,13 +132,6 @@ fn check_name(name: &str) -> Result<(), Rejection> {
         ));
     }
     Ok(())
-}
-
-fn renamed(name: &str) -> &str {
-    RENAMES
-        .iter()
-        .find(|(from, _)| *from == name)
-        .map_or(name, |(_, to)| to)
 }
 
 fn device_id(value: RawValue<'_>) -> Result<String, Rejection> {
@@ -456,6 +446,31 @@ mod tests {
             names,
             ["prediction_input", "source_input", "ingested_at_input"]
         );
+    }
+
+    /// Every attribute fleetwatch owns, the TTL's `expires_at` included:
+    /// the keys are the reading's identity, never a field; anything else
+    /// is stored under `<name>_input`.
+    #[test]
+    fn no_owned_attribute_is_a_field() {
+        for &owned in crate::storage::OWNED_ATTRIBUTES {
+            let mut pairs = base();
+            if crate::storage::KEY_ATTRIBUTES.contains(&owned) {
+                let reading = build(&pairs).unwrap();
+                assert!(reading.field(owned).is_none());
+                pairs.push((owned, Some(RawValue::Text("again"))));
+                assert_eq!(reason(build(&pairs)), RejectReason::DuplicateField);
+                continue;
+            }
+            pairs.push((owned, Some(RawValue::Text("1760000000"))));
+            let reading = build(&pairs).unwrap();
+            assert!(reading.field(owned).is_none(), "{owned} set by input");
+            assert_eq!(
+                reading.field(&format!("{owned}_input")),
+                Some(&num("1760000000")),
+                "{owned}"
+            );
+        }
     }
 
     #[test]
