@@ -81,7 +81,16 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         .with_context(|| format!("binding FLEETWATCH_METRICS_ADDR={}", settings.metrics_addr))?;
 
     let sdk = aws::load().await;
-    let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+    let timeouts = aws::Timeouts {
+        connect: settings.timeouts.aws_connect,
+        call: settings.timeouts.aws_call,
+        sagemaker: settings.timeouts.sagemaker,
+    };
+    let clients = aws::Clients::with_timeouts(
+        &sdk,
+        config::s3_path_style(settings.s3_path_style),
+        &timeouts,
+    );
 
     let queue = preflight(&clients, &settings).await?;
     match queue.max_receive_count {
@@ -142,6 +151,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
             max_line_bytes: settings.max_line_bytes,
             max_object_bytes: settings.max_object_bytes,
             max_gzip_ratio: settings.max_gzip_ratio,
+            idle_timeout: settings.timeouts.s3_idle,
         },
         max_records: settings.max_records,
         max_future_skew: settings.max_future_skew,

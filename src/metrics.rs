@@ -33,6 +33,7 @@ pub const SQS_RECEIVE_PAUSED: &str = "fleetwatch_sqs_receive_paused";
 pub const OBJECT_DURATION: &str = "fleetwatch_object_duration_seconds";
 pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
+pub const AWS_TIMEOUTS: &str = "fleetwatch_aws_timeouts_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -143,6 +144,11 @@ pub fn describe() {
         Unit::Seconds,
         "Time from a message being sent to the queue to its receipt"
     );
+    describe_counter!(
+        AWS_TIMEOUTS,
+        Unit::Count,
+        "AWS calls cut by a timeout, by service and kind (connect, attempt: retried by the SDK; body_idle: an S3 body that stopped sending)"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(SQS_RECEIVE_PAUSED).set(0.0);
 }
@@ -234,4 +240,10 @@ pub fn inference(elapsed: Duration, ok: bool) {
     if !ok {
         counter!(INFERENCE_ERRORS).increment(1);
     }
+}
+
+/// A call to `service` timed out: `kind` is `connect`, `attempt` or
+/// `body_idle`.
+pub fn aws_timeout(service: &'static str, kind: &'static str) {
+    counter!(AWS_TIMEOUTS, "service" => service, "kind" => kind).increment(1);
 }

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::aws;
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, Gate};
 use crate::health::Health;
@@ -225,6 +226,11 @@ impl Worker {
             .visibility_timeout(self.settings.visibility_timeout.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(aws::long_poll(
+                &self.sqs,
+                Duration::from_secs(WAIT_SECONDS as u64),
+            ))
             .send()
             .await
             .map_err(|e| DisplayErrorContext(&e).to_string())?;
