@@ -151,6 +151,7 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 r = self.receive(free) => r,
             };
+            self.health.liveness().progress(); // the loop turned
             let messages = match received {
                 Ok(messages) => {
                     backoff.reset();
@@ -343,7 +344,9 @@ async fn handle_message(
         // kept while any object still needs redoing.
         let mut first_error = None;
         for object in &objects {
-            match ctx.pipeline.process_object(object).await {
+            let result = ctx.pipeline.process_object(object).await;
+            ctx.health.liveness().progress(); // an object finished
+            match result {
                 Ok(outcome) => log_outcome(&message_id, object, &outcome),
                 Err(e) => {
                     tracing::warn!(%message_id, bucket = %object.bucket, key = %object.key, error = %e, "object failed; it will be retried");
