@@ -21,8 +21,10 @@
 //! - **S3 bodies** are not bounded in total, so a 1 GiB object still
 //!   streams: the object reader fails a body that sends no byte for
 //!   `FLEETWATCH_S3_IDLE_TIMEOUT` (`object_reader::Limits::idle_timeout`).
-//!   The SDK's own stalled-stream protection (a 20 s grace by default) is
-//!   switched off on the S3 client so that this one setting decides.
+//!   The SDK's own stalled-stream protection (a minimum throughput of
+//!   1 B/s with a 5 s grace by default, neither configured nor counted
+//!   here before) is switched off on the S3 client so that this one
+//!   setting decides.
 //!
 //! The SDK's standard retry strategy (3 attempts, exponential backoff with
 //! jitter) retries a timed-out attempt like a 5xx, so one call lasts at

@@ -302,8 +302,8 @@ async fn a_hung_heartbeat_times_out_and_the_lease_is_kept() {
 /// A body that sends part of the object and then nothing fails after
 /// `FLEETWATCH_S3_IDLE_TIMEOUT` as a transient error; the message is
 /// retried and the object stored whole. (Before, only the SDK's built-in
-/// stalled-stream protection, a fixed 20 s grace, ended such a read: not
-/// configurable, not counted, and slower than this test allows.)
+/// stalled-stream protection, with its fixed 5 s grace, ended such a read:
+/// not configurable and not counted, so this test failed on its metric.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_fails_after_the_idle_timeout_and_is_read_again() {
     let moto = Moto::start();
