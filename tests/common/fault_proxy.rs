@@ -337,8 +337,9 @@ impl FaultProxy {
     }
 
     /// Lets every request held by a hang go on (forwarded now) and every
-    /// stalled body finish. Hangs still configured go on catching new
-    /// requests.
+    /// stalled body finish. A held request whose client has given up by
+    /// then may still be forwarded, as a late duplicate of its retry would
+    /// be. Hangs still configured go on catching new requests.
     pub fn release_hung(&self) {
         self.shared
             .release
@@ -570,8 +571,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ProxyBody> 
     if plan.hang {
         count(&|s| s.hung += 1);
         record(make_record("hang"));
-        // Held until released; if the client gives up first, hyper drops
-        // this future with the connection.
+        // Held until released (or the proxy is dropped), however long the
+        // client waits.
         let mut release = shared.release.subscribe();
         let _ = release.changed().await;
         if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
