@@ -235,7 +235,123 @@ pub struct WorkerSettings {
     /// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3) is set, as emulators need it.
     #[arg(long, env = "FLEETWATCH_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+
+    #[command(flatten)]
+    pub timeouts: TimeoutSettings,
 }
+
+// ---- Timeouts and liveness -------------------------------------------------
+
+/// How long the worker waits on AWS, and how long it may go without
+/// progress before `/healthz` fails. Each timeout has exactly one setting;
+/// `aws::Timeouts` and `object_reader::Limits` carry them to where they act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct TimeoutSettings {
+    /// Connecting (TCP and TLS) to an AWS endpoint, every client. An
+    /// in-region handshake takes milliseconds; 3 s still rides out one lost
+    /// SYN (retransmitted after 1 s) without waiting long on a dead address.
+    #[arg(long = "aws-connect-timeout", env = "FLEETWATCH_AWS_CONNECT_TIMEOUT", default_value = "3s", value_parser = parse_aws_connect_timeout)]
+    pub aws_connect: Duration,
+
+    /// One attempt of an AWS call (SQS, S3 up to the response headers,
+    /// DynamoDB, SNS); a timed-out attempt is retried like a 5xx. These calls
+    /// answer in tens of milliseconds, so 10 s only ever cuts a hung one.
+    /// ReceiveMessage gets its 20 s long-poll wait on top.
+    #[arg(long = "aws-call-timeout", env = "FLEETWATCH_AWS_CALL_TIMEOUT", default_value = "10s", value_parser = parse_aws_call_timeout)]
+    pub aws_call: Duration,
+
+    /// An S3 object body that sends no byte for this long fails the read (a
+    /// transient error: the message is retried). Not a total: a 1 GiB object
+    /// streams as long as bytes keep coming. 30 s is far beyond any pause of
+    /// a healthy S3 stream. Only time spent waiting for bytes counts, never
+    /// the worker's own pauses between reads (while it writes to DynamoDB).
+    #[arg(long = "s3-idle-timeout", env = "FLEETWATCH_S3_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_s3_idle_timeout)]
+    pub s3_idle: Duration,
+
+    /// One SageMaker InvokeEndpoint attempt: 70 s stays above the 60 s
+    /// real-time invocation limit, so the endpoint, not us, times out first.
+    #[arg(long = "sagemaker-timeout", env = "FLEETWATCH_SAGEMAKER_TIMEOUT", default_value = "70s", value_parser = parse_sagemaker_timeout)]
+    pub sagemaker: Duration,
+
+    /// `/healthz` fails (503) when the worker made no progress for this long:
+    /// no receive returned and no message task moved. 5 min is well above
+    /// the longest quiet spell of a healthy worker (a 20 s long poll, a
+    /// receive pause of at most 60 s during an outage, a retry backoff of at
+    /// most 60 s followed by an attempt bounded by the timeouts above), so
+    /// only a wedged task trips it and the container health check replaces it.
+    #[arg(long = "liveness-timeout", env = "FLEETWATCH_LIVENESS_TIMEOUT", default_value = "5m", value_parser = parse_liveness_timeout)]
+    pub liveness: Duration,
+}
+
+/// A duration from `min` to `max`, with an error naming the variable.
+fn parse_duration_in(
+    s: &str,
+    name: &str,
+    min: Duration,
+    max: Duration,
+    range: &str,
+) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("{name}: {e}"))?;
+    if (min..=max).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("{name}: expected a duration from {range}"))
+    }
+}
+
+fn parse_aws_connect_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(
+        s,
+        "FLEETWATCH_AWS_CONNECT_TIMEOUT",
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        "100ms to 60s",
+    )
+}
+
+fn parse_aws_call_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(
+        s,
+        "FLEETWATCH_AWS_CALL_TIMEOUT",
+        Duration::from_millis(500),
+        Duration::from_secs(3600),
+        "500ms to 1h",
+    )
+}
+
+fn parse_s3_idle_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(
+        s,
+        "FLEETWATCH_S3_IDLE_TIMEOUT",
+        Duration::from_millis(500),
+        Duration::from_secs(3600),
+        "500ms to 1h",
+    )
+}
+
+fn parse_sagemaker_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(
+        s,
+        "FLEETWATCH_SAGEMAKER_TIMEOUT",
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+        "1s to 1h",
+    )
+}
+
+/// At least 30 s: below the 20 s long poll (plus its latency) an idle,
+/// healthy worker would fail its health check.
+fn parse_liveness_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(
+        s,
+        "FLEETWATCH_LIVENESS_TIMEOUT",
+        Duration::from_secs(30),
+        Duration::from_secs(24 * 3600),
+        "30s to 24h",
+    )
+}
+
+// ---- end of timeouts and liveness -------------------------------------------
 
 /// Settings of `fleetwatch bootstrap`.
 #[derive(Debug, Clone, Args)]
@@ -694,6 +810,66 @@ mod tests {
         assert_eq!(w.shutdown_grace, Duration::from_secs(25));
         assert_eq!(w.metrics_addr.port(), 9090);
         assert!(w.validate().is_ok());
+    }
+
+    #[test]
+    fn timeouts_default_to_what_the_clients_and_the_reader_assume() {
+        let cli =
+            Cli::try_parse_from(["fleetwatch", "worker", "--queue-url", "http://localhost/q"])
+                .unwrap();
+        let Command::Worker(w) = cli.command else {
+            panic!("expected worker")
+        };
+        let t = w.timeouts;
+        let aws = crate::aws::Timeouts::default();
+        assert_eq!(
+            (t.aws_connect, t.aws_call, t.sagemaker),
+            (aws.connect, aws.call, aws.sagemaker)
+        );
+        assert_eq!(
+            t.s3_idle,
+            crate::object_reader::Limits::default().idle_timeout
+        );
+        assert_eq!(t.liveness, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_timeouts_name_their_variable() {
+        for (flag, value, variable) in [
+            (
+                "--aws-connect-timeout",
+                "0s",
+                "FLEETWATCH_AWS_CONNECT_TIMEOUT",
+            ),
+            ("--aws-call-timeout", "soon", "FLEETWATCH_AWS_CALL_TIMEOUT"),
+            ("--s3-idle-timeout", "2h", "FLEETWATCH_S3_IDLE_TIMEOUT"),
+            ("--sagemaker-timeout", "", "FLEETWATCH_SAGEMAKER_TIMEOUT"),
+            ("--liveness-timeout", "10s", "FLEETWATCH_LIVENESS_TIMEOUT"),
+        ] {
+            let err = Cli::try_parse_from([
+                "fleetwatch",
+                "worker",
+                "--queue-url",
+                "http://localhost/q",
+                flag,
+                value,
+            ])
+            .unwrap_err();
+            assert!(err.to_string().contains(variable), "{flag} {value}: {err}");
+        }
+        let cli = Cli::try_parse_from([
+            "fleetwatch",
+            "worker",
+            "--queue-url",
+            "http://localhost/q",
+            "--aws-call-timeout",
+            "1500ms",
+        ])
+        .unwrap();
+        let Command::Worker(w) = cli.command else {
+            panic!("expected worker")
+        };
+        assert_eq!(w.timeouts.aws_call, Duration::from_millis(1500));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The worker's HTTP face: `/metrics` (Prometheus text), `/healthz` (the
-//! process is alive) and `/readyz` (AWS clients built, the SQS loop running
-//! and its last receive succeeded).
+//! worker is making progress: see [`crate::liveness`]) and `/readyz` (AWS
+//! clients built, the SQS loop running and its last receive succeeded).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::dependencies::DependencyHealth;
+use crate::liveness::Liveness;
 
 /// Histogram buckets in seconds: from a fast DynamoDB write to a large object.
 const BUCKETS: &[f64] = &[
@@ -30,6 +31,9 @@ const BUCKETS: &[f64] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     inner: Arc<HealthState>,
+    /// The progress clock `/healthz` reports on (by default one that never
+    /// fails, for code that runs the loop without a health check).
+    liveness: Liveness,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +45,19 @@ struct HealthState {
 }
 
 impl Health {
+    /// Health whose `/healthz` fails when `liveness` sees no progress.
+    pub fn with_liveness(liveness: Liveness) -> Health {
+        Health {
+            inner: Arc::default(),
+            liveness,
+        }
+    }
+
+    /// The progress clock: the loop and the message tasks feed it.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
     pub fn set_running(&self, running: bool) {
         self.inner.running.store(running, Ordering::Relaxed);
     }
@@ -166,7 +183,14 @@ fn respond(
             "text/plain; version=0.0.4",
             metrics.render(),
         ),
-        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/healthz" => match health.liveness().check() {
+            Ok(()) => text(StatusCode::OK, "text/plain", "ok\n".into()),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{why}\n"),
+            ),
+        },
         "/readyz" => match health.readiness() {
             Ok(()) => text(StatusCode::OK, "text/plain", "ready\n".into()),
             Err(why) => text(

@@ -6,9 +6,9 @@
 //! names) → [`object_reader`] (S3 bytes to lines) → [`telemetry`] (lines to
 //! readings) → [`inference`] (readings to predictions) → [`storage`]
 //! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
-//! the stages; [`metrics`] and [`health`] are how the worker is observed;
-//! [`config`] is the command line; [`simulate`] generates realistic fleet
-//! data for demos, benchmarks and model training.
+//! the stages; [`metrics`], [`health`] and [`liveness`] are how the worker
+//! is observed; [`config`] is the command line; [`simulate`] generates
+//! realistic fleet data for demos, benchmarks and model training.
 
 pub mod alerts;
 pub mod aws;
@@ -19,6 +19,7 @@ pub mod dependencies;
 pub mod failure;
 pub mod health;
 pub mod inference;
+pub mod liveness;
 pub mod metrics;
 pub mod notification;
 pub mod object_reader;

@@ -16,6 +16,7 @@ use fleetwatch::config::{
 };
 use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
 use fleetwatch::inference::{OnError, Predictor, embedded::EmbeddedModel};
+use fleetwatch::liveness::Liveness;
 use fleetwatch::object_reader::Limits;
 use fleetwatch::pipeline::Pipeline;
 use fleetwatch::quarantine::Quarantine;
@@ -94,10 +95,31 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding FLEETWATCH_METRICS_ADDR={}", settings.metrics_addr))?;
 
-    let sdk = aws::load().await;
-    let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+    // /healthz answers from the start, so a start-up check retried through
+    // an outage (each attempt is progress) does not get the task replaced.
+    let liveness = Liveness::new(settings.timeouts.liveness);
+    let health_state = health::Health::with_liveness(liveness.clone());
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(health::serve(
+        listener,
+        metrics,
+        health_state.clone(),
+        server_stop.clone(),
+    ));
 
-    let queue = preflight(&clients, &settings).await?;
+    let sdk = aws::load().await;
+    let timeouts = aws::Timeouts {
+        connect: settings.timeouts.aws_connect,
+        call: settings.timeouts.aws_call,
+        sagemaker: settings.timeouts.sagemaker,
+    };
+    let clients = aws::Clients::with_timeouts(
+        &sdk,
+        config::s3_path_style(settings.s3_path_style),
+        &timeouts,
+    );
+
+    let queue = preflight(&clients, &settings, &liveness).await?;
     match queue.max_receive_count {
         Some(n) => tracing::info!(
             max_receive_count = n,
@@ -157,6 +179,7 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
             max_line_bytes: settings.max_line_bytes,
             max_object_bytes: settings.max_object_bytes,
             max_gzip_ratio: settings.max_gzip_ratio,
+            idle_timeout: settings.timeouts.s3_idle,
         },
         max_records: settings.max_records,
         max_future_skew: settings.max_future_skew,
@@ -168,15 +191,6 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let health_state = health::Health::default();
-    let server_stop = CancellationToken::new();
-    let server = tokio::spawn(health::serve(
-        listener,
-        metrics,
-        health_state.clone(),
-        server_stop.clone(),
-    ));
-
     let loop_settings = LoopSettings {
         queue_url: settings.queue_url.clone(),
         concurrency: settings.concurrency,
@@ -199,20 +213,22 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
 async fn preflight(
     clients: &aws::Clients,
     settings: &WorkerSettings,
+    liveness: &Liveness,
 ) -> anyhow::Result<fleetwatch::preflight::QueueInfo> {
     let mut backoff = fleetwatch::backoff::Backoff::new(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(30),
     );
     loop {
-        match fleetwatch::preflight::check(
+        let checked = fleetwatch::preflight::check(
             &clients.sqs,
             &clients.dynamodb,
             &settings.queue_url,
             &settings.table,
         )
-        .await
-        {
+        .await;
+        liveness.progress(); // an attempt completed
+        match checked {
             Ok(info) => return Ok(info),
             Err(e) if e.is_fatal() => {
                 return Err(anyhow::Error::new(e).context("start-up check failed"));

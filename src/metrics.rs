@@ -40,6 +40,7 @@ pub const INFERENCE_DURATION: &str = "fleetwatch_inference_duration_seconds";
 pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
 pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_evictions_total";
 pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
+pub const AWS_TIMEOUTS: &str = "fleetwatch_aws_timeouts_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -185,6 +186,11 @@ pub fn describe() {
         Unit::Count,
         "Readings sent to the model or endpoint for a prediction"
     );
+    describe_counter!(
+        AWS_TIMEOUTS,
+        Unit::Count,
+        "AWS calls cut by a timeout, by service and kind (connect, attempt: retried by the SDK; body_idle: an S3 body that stopped sending)"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(MESSAGES_PARKED).set(0.0);
 }
@@ -310,4 +316,10 @@ pub fn inference(elapsed: Duration, ok: bool) {
     if !ok {
         counter!(INFERENCE_ERRORS).increment(1);
     }
+}
+
+/// A call to `service` timed out: `kind` is `connect`, `attempt` or
+/// `body_idle`.
+pub fn aws_timeout(service: &'static str, kind: &'static str) {
+    counter!(AWS_TIMEOUTS, "service" => service, "kind" => kind).increment(1);
 }

@@ -10,25 +10,37 @@
 //! ratio, so a gzip bomb is refused after a few megabytes instead of being
 //! expanded. Memory stays bounded whatever the object.
 //!
+//! A body that stops sending fails the read after [`Limits::idle_timeout`]
+//! without a byte (`FLEETWATCH_S3_IDLE_TIMEOUT`), as a transient error: the
+//! message is retried. It is an idle timeout, not a total one, so a 1 GiB
+//! object streams for as long as bytes keep coming, and only time spent
+//! waiting for bytes counts, never the caller's pauses between reads.
+//!
 //! The line reader is generic over any `AsyncRead`, so it is tested without
 //! S3; [`open`] is the only piece that talks to S3.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_compression::tokio::bufread::GzipDecoder;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
+use tokio::time::Sleep;
 
+use crate::failure::{Classify, FailureClass, classify_sdk};
+use crate::metrics;
 use crate::notification::ObjectRef;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Limits on what one object may contain.
+/// Limits on reading one object: what it may contain, and how long its
+/// body may go silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest line, in bytes (without its line ending).
@@ -37,6 +49,9 @@ pub struct Limits {
     pub max_object_bytes: u64,
     /// Largest decompressed/compressed ratio for gzip objects.
     pub max_gzip_ratio: u64,
+    /// Longest wait for the body's next bytes (`FLEETWATCH_S3_IDLE_TIMEOUT`):
+    /// a stalled stream fails instead of holding its message for ever.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +60,7 @@ impl Default for Limits {
             max_line_bytes: 64 * 1024,
             max_object_bytes: 1 << 30,
             max_gzip_ratio: 100,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -80,12 +96,15 @@ pub enum ReadError {
         key: String,
         code: String,
     },
-    /// S3 or the network failed; the same read may succeed later.
+    /// S3 or the network failed, or the body stalled; the same read may
+    /// succeed later.
     #[error("reading s3://{bucket}/{key} failed: {message}")]
     Transient {
         bucket: String,
         key: String,
         message: String,
+        /// `Throttled` when S3 asked us to slow down, else `Transient`.
+        class: FailureClass,
     },
     /// The bytes themselves are broken (a truncated or corrupt gzip stream):
     /// reading again gives the same result.
@@ -103,6 +122,18 @@ pub enum ReadError {
         limit: LimitBroken,
         message: String,
     },
+}
+
+impl Classify for ReadError {
+    fn class(&self) -> FailureClass {
+        match self {
+            ReadError::Transient { class, .. } => *class,
+            // Reading again gives the same bytes (or the same absence).
+            ReadError::Missing { .. } | ReadError::Corrupt { .. } | ReadError::Limit { .. } => {
+                FailureClass::Permanent
+            }
+        }
+    }
 }
 
 /// One line of an object, as the reader found it.
@@ -163,10 +194,15 @@ pub async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<ObjectB
                     code,
                 })
             } else {
+                let class = match classify_sdk(&err) {
+                    FailureClass::Throttled => FailureClass::Throttled,
+                    _ => FailureClass::Transient,
+                };
                 Err(ReadError::Transient {
                     bucket: object.bucket.clone(),
                     key: object.key.clone(),
                     message: DisplayErrorContext(&err).to_string(),
+                    class,
                 })
             }
         }
@@ -203,6 +239,9 @@ impl LineReader {
             TrackedRead {
                 inner: body,
                 stats: source.clone(),
+                idle_timeout: limits.idle_timeout,
+                idle: None,
+                waiting: false,
             },
         );
         let gzip = match raw.fill_buf().await {
@@ -212,6 +251,7 @@ impl LineReader {
                     bucket: object.bucket.clone(),
                     key: object.key.clone(),
                     message: e.to_string(),
+                    class: FailureClass::Transient,
                 });
             }
         };
@@ -367,6 +407,7 @@ impl LineReader {
                 bucket: self.bucket.clone(),
                 key: self.key.clone(),
                 message: e.to_string(),
+                class: FailureClass::Transient,
             }
         } else {
             ReadError::Corrupt {
@@ -390,9 +431,19 @@ struct SourceStats {
     failed: Arc<AtomicBool>,
 }
 
+/// The source as read: counts its bytes, remembers whether it failed, and
+/// fails it when it keeps the reader waiting for `idle_timeout`.
 struct TrackedRead {
     inner: Box<dyn AsyncRead + Send + Unpin>,
     stats: SourceStats,
+    /// How long one wait for bytes may last.
+    idle_timeout: Duration,
+    /// The deadline of the current wait; allocated on the first wait and
+    /// reset for each later one.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Whether the reader is waiting now (the last poll was `Pending`), so
+    /// the deadline runs from the start of the wait, not from each poll.
+    waiting: bool,
 }
 
 impl AsyncRead for TrackedRead {
@@ -402,16 +453,52 @@ impl AsyncRead for TrackedRead {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
+        // The source first: bytes that arrived while nobody was reading
+        // (the caller was busy elsewhere) are never a stall.
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         match &result {
             Poll::Ready(Ok(())) => {
+                self.waiting = false;
                 let n = (buf.filled().len() - before) as u64;
                 self.stats.bytes.fetch_add(n, Ordering::Relaxed);
             }
             Poll::Ready(Err(_)) => self.stats.failed.store(true, Ordering::Relaxed),
-            Poll::Pending => {}
+            Poll::Pending => return self.poll_idle(cx),
         }
         result
+    }
+}
+
+impl TrackedRead {
+    /// The source is not ready: start (or go on with) the wait, and fail
+    /// the read once it has lasted `idle_timeout`.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        let starting = !self.waiting;
+        self.waiting = true;
+        let idle = match &mut self.idle {
+            Some(idle) => {
+                if starting {
+                    idle.as_mut().reset(deadline);
+                }
+                idle
+            }
+            None => self
+                .idle
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        if idle.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.stats.failed.store(true, Ordering::Relaxed);
+        metrics::aws_timeout("s3", "body_idle");
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the body sent nothing for {:.1} s (FLEETWATCH_S3_IDLE_TIMEOUT); the read will be retried",
+                self.idle_timeout.as_secs_f64()
+            ),
+        )))
     }
 }
 
@@ -556,5 +643,142 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(lines_with(data, limits).await.unwrap().len(), 1000);
+    }
+
+    /// Lines of a body fed by `feed` (a duplex pipe's writing end, kept
+    /// open until `feed` returns), with `idle` as the idle timeout.
+    async fn lines_fed<F, Fut>(idle: Duration, feed: F) -> Result<Vec<String>, ReadError>
+    where
+        F: FnOnce(tokio::io::DuplexStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::duplex(1024);
+        let feeder = tokio::spawn(feed(writer));
+        let limits = Limits {
+            idle_timeout: idle,
+            ..Limits::default()
+        };
+        let result = lines_with_reader(Box::new(reader), limits).await;
+        feeder.abort();
+        result
+    }
+
+    async fn lines_with_reader(
+        body: Box<dyn AsyncRead + Send + Unpin>,
+        limits: Limits,
+    ) -> Result<Vec<String>, ReadError> {
+        let mut reader = LineReader::new(body, limits, &object()).await?;
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().await? {
+            if let Line::Text { text, .. } = line {
+                out.push(text.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_fails_after_the_idle_timeout_as_transient() {
+        use tokio::io::AsyncWriteExt;
+        let started = tokio::time::Instant::now();
+        let result = lines_fed(Duration::from_secs(30), |mut w| async move {
+            w.write_all(b"first\nsecond, cut sh").await.unwrap();
+            // Then nothing, with the connection still open.
+            std::future::pending::<()>().await;
+        })
+        .await;
+        let waited = started.elapsed();
+        match &result {
+            Err(e @ ReadError::Transient { message, .. }) => {
+                assert!(message.contains("FLEETWATCH_S3_IDLE_TIMEOUT"), "{message}");
+                assert_eq!(e.class(), FailureClass::Transient);
+            }
+            other => panic!("expected a transient error, got {other:?}"),
+        }
+        assert!(
+            (Duration::from_secs(30)..Duration::from_secs(31)).contains(&waited),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_silent_from_the_start_fails_too() {
+        let result = lines_fed(Duration::from_secs(5), |w| async move {
+            let _open = w;
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert!(
+            matches!(result, Err(ReadError::Transient { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_steady_body_is_never_cut() {
+        use tokio::io::AsyncWriteExt;
+        // One line every 20 s for 10 minutes, with a 30 s idle timeout: the
+        // object takes far longer than the timeout, yet never stalls.
+        let lines = lines_fed(Duration::from_secs(30), |mut w| async move {
+            for i in 0..30 {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                w.write_all(format!("line {i}\n").as_bytes()).await.unwrap();
+            }
+            // Dropping the writer ends the body.
+        })
+        .await
+        .unwrap();
+        assert_eq!(lines.len(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_of_the_reader_itself_do_not_count() {
+        // The bytes are all there; the reader stops between lines for longer
+        // than the idle timeout (as while it writes a batch to DynamoDB).
+        let body = b"a\nb\nc\n".repeat(50_000);
+        let limits = Limits {
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let (reader, mut writer) = tokio::io::duplex(4096);
+        let feeder = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            writer.write_all(&body).await.unwrap();
+        });
+        let mut lines = LineReader::new(Box::new(reader), limits, &object())
+            .await
+            .unwrap();
+        let mut n = 0;
+        while lines.next_line().await.unwrap().is_some() {
+            n += 1;
+            if n % 10_000 == 0 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+        assert_eq!(n, 150_000);
+        feeder.await.unwrap();
+    }
+
+    #[test]
+    fn classes() {
+        let missing = ReadError::Missing {
+            bucket: "b".into(),
+            key: "k".into(),
+            code: "NoSuchKey".into(),
+        };
+        assert_eq!(missing.class(), FailureClass::Permanent);
+        let throttled = ReadError::Transient {
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "SlowDown".into(),
+            class: FailureClass::Throttled,
+        };
+        assert_eq!(throttled.class(), FailureClass::Throttled);
+        let corrupt = ReadError::Corrupt {
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "bad gzip".into(),
+        };
+        assert!(!corrupt.class().is_retryable());
     }
 }

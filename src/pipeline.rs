@@ -194,18 +194,6 @@ impl StepError for AlertError {
     }
 }
 
-/// Interim: until the object reader classifies its own errors, a read
-/// that failed is one that may pass.
-mod interim {
-    use super::*;
-
-    impl Classify for ReadError {
-        fn class(&self) -> FailureClass {
-            FailureClass::Transient
-        }
-    }
-}
-
 /// Everything needed to process objects; shared by all message tasks.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -576,6 +564,7 @@ impl<'p> ObjectRun<'p> {
             }
         }
         metrics::records_stored(stored);
+        self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;

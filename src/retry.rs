@@ -32,6 +32,7 @@ use crate::alerts::ClaimOwner;
 use crate::backoff::Backoff;
 use crate::dependencies::DependencyHealth;
 use crate::failure::{Classify, Dependency, FailureClass};
+use crate::liveness::Liveness;
 use crate::metrics;
 
 /// Retrying a failing dependency while a message is held: from 1 s,
@@ -88,6 +89,9 @@ pub struct Attempt<'a> {
     /// Who claims this attempt's alerts in the ledger (the message and its
     /// receive count), so its own claims are taken over at once.
     pub owner: &'a ClaimOwner,
+    /// Each completed call is progress: a worker retrying through an
+    /// outage is waiting, not wedged.
+    pub liveness: &'a Liveness,
     /// Steps stop retrying then: the message must be released before SQS's
     /// visibility ceiling makes it visible to others anyway.
     pub hold_until: Instant,
@@ -125,7 +129,9 @@ where
     let mut blamed: Option<Dependency> = None;
     let mut waiting = None;
     loop {
-        let error = match call().await {
+        let result = call().await;
+        attempt.liveness.progress();
+        let error = match result {
             Ok(value) => {
                 if let Some(dependency) = blamed {
                     tracing::info!(
@@ -229,11 +235,13 @@ mod tests {
 
     static OWNER: std::sync::LazyLock<ClaimOwner> =
         std::sync::LazyLock::new(|| ClaimOwner::new("message-1", 1));
+    static LIVENESS: std::sync::LazyLock<Liveness> = std::sync::LazyLock::new(Liveness::disabled);
 
     fn attempt(health: &DependencyHealth, hold: Duration) -> Attempt<'_> {
         Attempt {
             health,
             owner: &OWNER,
+            liveness: &LIVENESS,
             hold_until: Instant::now() + hold,
         }
     }

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::publisher::AlertError;
 use crate::alerts::{Alert, ClaimOwner};
+use crate::aws;
 use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::metrics;
@@ -145,6 +146,7 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 r = self.receive(free) => r,
             };
+            self.health.liveness().progress(); // the loop turned
             let messages = match received {
                 Ok(messages) => {
                     backoff.reset();
@@ -214,6 +216,11 @@ impl Worker {
             .visibility_timeout(self.settings.visibility_timeout.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(aws::long_poll(
+                &self.sqs,
+                Duration::from_secs(WAIT_SECONDS as u64),
+            ))
             .send()
             .await
             .map_err(|e| DisplayErrorContext(&e).to_string())?;
@@ -325,6 +332,7 @@ async fn handle_message(
     let attempt = Attempt {
         health: ctx.health.dependencies(),
         owner: &owner,
+        liveness: ctx.health.liveness(),
         hold_until: received_at + MAX_INVISIBLE.saturating_sub(HOLD_MARGIN),
     };
     let work = async {
@@ -334,7 +342,9 @@ async fn handle_message(
         let mut first_error = None;
         let mut alerts = Vec::new();
         for object in &objects {
-            match ctx.pipeline.process_object(object, attempt).await {
+            let result = ctx.pipeline.process_object(object, attempt).await;
+            ctx.health.liveness().progress(); // an object finished
+            match result {
                 Ok(processed) => {
                     log_outcome(&message_id, object, &processed.outcome);
                     alerts.extend(processed.alerts);

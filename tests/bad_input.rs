@@ -53,6 +53,7 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
             max_line_bytes: 64 * 1024,
             max_object_bytes: 50 * 1024 * 1024,
             max_gzip_ratio: 100,
+            ..Limits::default()
         },
         max_records: 1000,
         max_future_skew: Duration::from_secs(24 * 3600),

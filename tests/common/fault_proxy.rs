@@ -12,13 +12,33 @@
 //! forwarded and done, then the client gets a 500 (it must treat the write
 //! as not done and redo it, idempotently).
 //!
+//! It also makes the failures that have no status code:
+//! - **hangs**: a request is read and then never answered (the connection
+//!   stays open), as a wedged load balancer or a half-open connection does.
+//!   Only the client's own timeout gets it out; [`FaultProxy::release_hung`]
+//!   lets the held requests go on (forwarded late) for tests that need the
+//!   hang to end. [`FaultConfig::hang`] aims at one operation.
+//! - **outages**: a service fails every request (with the usual mix of 500,
+//!   503 and throttling) until a deadline: [`FaultConfig::outage`],
+//!   [`FaultProxy::outage`].
+//! - **stalled bodies**: the response is forwarded with its full
+//!   `Content-Length`, but only its first bytes are sent, then nothing
+//!   (until [`FaultProxy::release_hung`]): [`FaultConfig::stall_body`], e.g.
+//!   an S3 `GetObject` that stops mid-way.
+//!
+//! Operations are named as AWS does (`ReceiveMessage`, `BatchWriteItem`,
+//! `PublishBatch`, `GetObject`, `InvokeEndpoint`): from `X-Amz-Target` for
+//! the JSON protocols, the query protocol's `Action`, and the method and
+//! path for S3 (path-style) and SageMaker.
+//!
 //! The service is read from the SigV4 `Authorization` header's credential
 //! scope (`Credential=AKID/20250101/us-east-1/<service>/aws4_request`).
 //! Decisions come from a small seeded PRNG (splitmix64, one stream per
 //! service), so for a given seed the n-th request of a service always meets
-//! the same fate. Bodies are buffered (objects in
-//! tests are small), which handles chunked bodies in both directions; both
-//! sides keep connections alive.
+//! the same fate; hangs and stalls draw from it only when one is aimed at
+//! the request, so configurations without them see the same sequence as
+//! before. Bodies are buffered (objects in tests are small), which handles
+//! chunked bodies in both directions; both sides keep connections alive.
 //!
 //! The proxy runs on the current Tokio runtime and stops when dropped.
 
@@ -26,17 +46,20 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use futures_util::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The services the proxy tells apart (anything else is `other`).
@@ -49,9 +72,18 @@ pub struct FaultConfig {
     /// Fraction (0..=1) of each service's requests answered with an
     /// injected 500, 503 or throttling error (equally likely).
     pub fault_rate: HashMap<String, f64>,
-    /// Overrides `fault_rate` for one operation of a JSON-protocol service,
-    /// keyed `service/Operation` (`dynamodb/UpdateItem`).
+    /// Overrides `fault_rate` for one operation, keyed `service/Operation`
+    /// (`dynamodb/UpdateItem`; operations are named as in the module
+    /// documentation).
     pub operation_rate: HashMap<String, f64>,
+    /// Fraction of an operation's requests read and never answered, keyed
+    /// `service/Operation` or `service/*` (every operation of the service).
+    pub hang_rate: HashMap<String, f64>,
+    /// Services failing every request until the given instant.
+    pub outages: HashMap<String, Instant>,
+    /// Responses of an operation (keyed as `hang_rate`) of which only the
+    /// first `after_bytes` body bytes are sent, then nothing.
+    pub stalls: HashMap<String, Stall>,
     /// Fraction of requests (of any service) delayed before being handled.
     pub latency_rate: f64,
     /// Longest added delay (uniform between 0 and this).
@@ -72,6 +104,9 @@ impl FaultConfig {
             seed,
             fault_rate: HashMap::new(),
             operation_rate: HashMap::new(),
+            hang_rate: HashMap::new(),
+            outages: HashMap::new(),
+            stalls: HashMap::new(),
             latency_rate: 0.0,
             max_latency: Duration::ZERO,
             lost_batch_write_rate: 0.0,
@@ -117,6 +152,56 @@ impl FaultConfig {
         self.lost_batch_write_rate = rate;
         self
     }
+
+    /// Every request of `operation` (`*`: of any operation) of `service` is
+    /// read and never answered.
+    pub fn hang(self, service: &str, operation: &str) -> FaultConfig {
+        self.hang_rate(service, operation, 1.0)
+    }
+
+    /// A fraction of the requests of `operation` is read and never answered.
+    pub fn hang_rate(mut self, service: &str, operation: &str, rate: f64) -> FaultConfig {
+        self.hang_rate
+            .insert(format!("{service}/{operation}"), rate);
+        self
+    }
+
+    /// `service` fails every request until `until` (then the other rates
+    /// apply again).
+    pub fn outage(mut self, service: &str, until: Instant) -> FaultConfig {
+        self.outages.insert(service.to_owned(), until);
+        self
+    }
+
+    /// Every successful response of `operation` sends `after_bytes` bytes
+    /// of its body, then nothing, with the connection open.
+    pub fn stall_body(mut self, service: &str, operation: &str, after_bytes: usize) -> FaultConfig {
+        self.stalls.insert(
+            format!("{service}/{operation}"),
+            Stall {
+                rate: 1.0,
+                after_bytes,
+            },
+        );
+        self
+    }
+}
+
+/// A body that stops: see [`FaultConfig::stalls`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stall {
+    /// Fraction of the operation's successful responses that stall.
+    pub rate: f64,
+    /// Body bytes sent before the stall.
+    pub after_bytes: usize,
+}
+
+/// The rule aimed at `service/operation`, else at every operation of the
+/// service (`service/*`).
+fn aimed<'a, T>(rules: &'a HashMap<String, T>, service: &str, operation: &str) -> Option<&'a T> {
+    rules
+        .get(&format!("{service}/{operation}"))
+        .or_else(|| rules.get(&format!("{service}/*")))
 }
 
 /// Counters for one service.
@@ -130,6 +215,10 @@ pub struct ServiceStats {
     /// Forwarded `BatchWriteItem`s answered with a 500 anyway.
     pub lost_responses: u64,
     pub delayed: u64,
+    /// Requests read and never answered (held until released).
+    pub hung: u64,
+    /// Responses whose body stopped mid-way.
+    pub stalled: u64,
     /// The upstream could not be reached (answered 502); not injected.
     pub upstream_errors: u64,
 }
@@ -137,7 +226,12 @@ pub struct ServiceStats {
 impl ServiceStats {
     /// Injected failures of any kind.
     pub fn injected(&self) -> u64 {
-        self.internal_errors + self.unavailable + self.throttled + self.lost_responses
+        self.internal_errors
+            + self.unavailable
+            + self.throttled
+            + self.lost_responses
+            + self.hung
+            + self.stalled
     }
 }
 
@@ -146,12 +240,13 @@ impl ServiceStats {
 #[derive(Debug, Clone)]
 pub struct InjectedRecord {
     pub service: String,
-    /// `X-Amz-Target`'s operation (`UpdateItem`), the query protocol's
-    /// `Action`, or the HTTP method and path for REST services.
+    /// The operation (`UpdateItem`, `GetObject`), named as in the module
+    /// documentation.
     pub operation: String,
     /// The request body (JSON and query protocols), for matching keys.
     pub body: String,
-    /// `internal`, `unavailable`, `throttled` or `lost_response`.
+    /// `internal`, `unavailable`, `throttled`, `lost_response`, `hang` or
+    /// `stall`.
     pub kind: &'static str,
 }
 
@@ -174,6 +269,12 @@ struct Shared {
     request_ids: std::sync::atomic::AtomicU64,
     /// Requests seen per intermittent operation.
     intermittent_seen: Mutex<HashMap<String, u64>>,
+    /// Bumped by [`FaultProxy::release_hung`]: held requests and stalled
+    /// bodies wait for it to change.
+    release: watch::Sender<u64>,
+    /// Set when the proxy is dropped: requests released then are answered
+    /// with a 503 instead of being forwarded after the test is over.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -203,6 +304,8 @@ impl FaultProxy {
             injected: Mutex::new(Vec::new()),
             request_ids: std::sync::atomic::AtomicU64::new(1),
             intermittent_seen: Mutex::new(HashMap::new()),
+            release: watch::Sender::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {
@@ -238,8 +341,30 @@ impl FaultProxy {
         *self.shared.config.lock().unwrap() = config;
     }
 
+    /// `service` fails every request for `duration` from now, on top of the
+    /// current settings.
+    pub fn outage(&self, service: &str, duration: Duration) {
+        self.shared
+            .config
+            .lock()
+            .unwrap()
+            .outages
+            .insert(service.to_owned(), Instant::now() + duration);
+    }
+
+    /// Lets every request held by a hang go on (forwarded now) and every
+    /// stalled body finish. A held request whose client has given up by
+    /// then may still be forwarded, as a late duplicate of its retry would
+    /// be. Hangs still configured go on catching new requests.
+    pub fn release_hung(&self) {
+        self.shared
+            .release
+            .send_modify(|generation| *generation += 1);
+    }
+
     /// Stops injecting anything (latency included); requests are still
-    /// forwarded and counted.
+    /// forwarded and counted. Requests already held stay held (a client that
+    /// hung stays hung until its own timeout): see [`FaultProxy::release_hung`].
     pub fn heal(&self) {
         let seed = self.shared.config.lock().unwrap().seed;
         self.set_config(FaultConfig::new(seed));
@@ -275,6 +400,11 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
+        // Held requests end too (unforwarded), rather than outlive the proxy.
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.release_hung();
     }
 }
 
@@ -302,9 +432,13 @@ struct Plan {
     delay: Option<Duration>,
     fault: Option<Fault>,
     lose_response: bool,
+    /// Read the request, then hold it until released.
+    hang: bool,
+    /// Send this many body bytes of a successful response, then stall.
+    stall_after: Option<usize>,
 }
 
-fn plan(shared: &Shared, service: &str, target: Option<&str>) -> Plan {
+fn plan(shared: &Shared, service: &str, operation: &str) -> Plan {
     let config = shared.config.lock().unwrap();
     let mut rngs = shared.rngs.lock().unwrap();
     let rng = rngs.entry(service.to_owned()).or_insert_with(|| {
@@ -317,37 +451,83 @@ fn plan(shared: &Shared, service: &str, target: Option<&str>) -> Plan {
     let delay = (rng.f64() < config.latency_rate)
         .then(|| config.max_latency.mul_f64(rng.f64()))
         .filter(|d| !d.is_zero());
-    let operation = target.map(|t| t.rsplit('.').next().unwrap_or(t));
-    let rate = operation
-        .and_then(|op| config.operation_rate.get(&format!("{service}/{op}")))
-        .or_else(|| config.fault_rate.get(service))
-        .copied()
-        .unwrap_or(0.0);
+    let in_outage = config
+        .outages
+        .get(service)
+        .is_some_and(|until| Instant::now() < *until);
+    let rate = if in_outage {
+        1.0
+    } else {
+        config
+            .operation_rate
+            .get(&format!("{service}/{operation}"))
+            .or_else(|| config.fault_rate.get(service))
+            .copied()
+            .unwrap_or(0.0)
+    };
     let mut fault = (rng.f64() < rate).then(|| match rng.next_u64() % 3 {
         0 => Fault::Internal,
         1 => Fault::Unavailable,
         _ => Fault::Throttle,
     });
-    if let Some(op) = operation {
-        let key = format!("{service}/{op}");
-        if let Some(&failures) = config.intermittent.get(&key) {
-            let mut seen = shared.intermittent_seen.lock().unwrap();
-            let n = seen.entry(key).or_insert(0);
-            if *n % (failures + 1) < failures {
-                fault = Some(Fault::Unavailable);
-            }
-            *n += 1;
+    let key = format!("{service}/{operation}");
+    if let Some(&failures) = config.intermittent.get(&key) {
+        let mut seen = shared.intermittent_seen.lock().unwrap();
+        let n = seen.entry(key).or_insert(0);
+        if *n % (failures + 1) < failures {
+            fault = Some(Fault::Unavailable);
         }
+        *n += 1;
     }
-    let is_batch_write =
-        service == "dynamodb" && target.is_some_and(|t| t.ends_with(".BatchWriteItem"));
+    let is_batch_write = service == "dynamodb" && operation == "BatchWriteItem";
     let lose_response =
         fault.is_none() && is_batch_write && rng.f64() < config.lost_batch_write_rate;
+    // Drawn only when aimed at, so other configurations keep their sequence.
+    let hang = fault.is_none()
+        && !lose_response
+        && aimed(&config.hang_rate, service, operation).is_some_and(|&r| rng.f64() < r);
+    let stall_after = aimed(&config.stalls, service, operation)
+        .filter(|_| fault.is_none() && !lose_response && !hang)
+        .filter(|stall| rng.f64() < stall.rate)
+        .map(|stall| stall.after_bytes);
     Plan {
         delay,
         fault,
         lose_response,
+        hang,
+        stall_after,
     }
+}
+
+/// The operation a request calls, named as AWS does (see the module
+/// documentation); `METHOD /path` when it is none of the known shapes.
+pub fn operation_of(
+    service: &str,
+    target: Option<&str>,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> String {
+    if let Some(target) = target {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    let action = std::str::from_utf8(body)
+        .ok()
+        .and_then(|b| b.split('&').find_map(|p| p.strip_prefix("Action=")));
+    if let Some(action) = action {
+        return action.to_owned();
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
+    let object_path = matches!(segments.as_slice(), [_, key] if !key.is_empty());
+    let named = match (service, method.as_str()) {
+        ("s3", "GET") if object_path => Some("GetObject"),
+        ("s3", "PUT") if object_path => Some("PutObject"),
+        ("s3", "HEAD") if object_path => Some("HeadObject"),
+        ("s3", "DELETE") if object_path => Some("DeleteObject"),
+        ("sagemaker", "POST") if path.ends_with("/invocations") => Some("InvokeEndpoint"),
+        _ => None,
+    };
+    named.map_or_else(|| format!("{method} {path}"), str::to_owned)
 }
 
 /// The service named in the SigV4 credential scope.
@@ -364,41 +544,42 @@ pub fn service_of(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "other".to_owned())
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// What the proxy answers with: a buffered body, or one that stalls.
+type ProxyBody = BoxBody<Bytes, Infallible>;
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ProxyBody> {
     let service = service_of(req.headers());
     let target = req
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let plan = plan(shared, &service, target.as_deref());
     let count = |f: &dyn Fn(&mut ServiceStats)| {
         let mut stats = shared.stats.lock().unwrap();
         f(stats.entry(service.clone()).or_default());
     };
     count(&|s| s.requests += 1);
 
-    // Read the whole request first, as a server would before failing it.
+    // Read the whole request first, as a server would before failing it
+    // (and the query protocol names its operation in the body).
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the request body"),
     };
+    let operation = operation_of(
+        &service,
+        target.as_deref(),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    );
+    let plan = plan(shared, &service, &operation);
     if let Some(delay) = plan.delay {
         count(&|s| s.delayed += 1);
         tokio::time::sleep(delay).await;
     }
     let make_record = |kind: &'static str| {
-        let operation = match &target {
-            Some(t) => t.rsplit('.').next().unwrap_or(t).to_owned(),
-            None => std::str::from_utf8(&body)
-                .ok()
-                .and_then(|b| b.split('&').find_map(|p| p.strip_prefix("Action=")))
-                .map_or_else(
-                    || format!("{} {}", parts.method, parts.uri.path()),
-                    str::to_owned,
-                ),
-        };
         let text = if service == "s3" {
             String::new()
         } else {
@@ -406,12 +587,23 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         };
         InjectedRecord {
             service: service.clone(),
-            operation,
+            operation: operation.clone(),
             body: text,
             kind,
         }
     };
     let record = |r: InjectedRecord| shared.injected.lock().unwrap().push(r);
+    if plan.hang {
+        count(&|s| s.hung += 1);
+        record(make_record("hang"));
+        // Held until released (or the proxy is dropped), however long the
+        // client waits.
+        let mut release = shared.release.subscribe();
+        let _ = release.changed().await;
+        if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "the proxy is gone");
+        }
+    }
     if let Some(fault) = plan.fault {
         count(&|s| match fault {
             Fault::Internal => s.internal_errors += 1,
@@ -432,6 +624,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     // Forward: same method, path, query and headers (Host included: it is
     // signed), minus hop-by-hop headers; the body is re-framed by hyper.
     let lost = plan.lose_response.then(|| make_record("lost_response"));
+    let stall = plan.stall_after.map(|after| (after, make_record("stall")));
     let path = parts
         .uri
         .path_and_query()
@@ -480,7 +673,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     if let Some(length) = head_length {
         parts_out.headers.insert(header::CONTENT_LENGTH, length);
     }
-    Response::from_parts(parts_out, Full::new(body_out))
+    if let Some((after, stalled)) =
+        stall.filter(|(after, _)| parts_out.status.is_success() && body_out.len() > *after)
+    {
+        count(&|s| s.stalled += 1);
+        record(stalled);
+        // The full length is announced, so the client waits for the rest.
+        parts_out
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body_out.len()));
+        let head = body_out.slice(..after);
+        let tail = body_out.slice(after..);
+        let mut release = shared.release.subscribe();
+        let frames = futures_util::stream::once(async move { Ok(Frame::data(head)) }).chain(
+            futures_util::stream::once(async move {
+                let _ = release.changed().await;
+                Ok(Frame::data(tail))
+            }),
+        );
+        return Response::from_parts(parts_out, BodyExt::boxed(StreamBody::new(frames)));
+    }
+    Response::from_parts(parts_out, Full::new(body_out).boxed())
 }
 
 fn http_scheme() -> hyper::http::uri::Scheme {
@@ -503,8 +716,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
+fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())).boxed());
     *r.status_mut() = status;
     r
 }
@@ -515,7 +728,7 @@ fn fault_response(
     target: Option<&str>,
     fault: Fault,
     id: u64,
-) -> Response<Full<Bytes>> {
+) -> Response<ProxyBody> {
     let request_id = format!("injected-{id:08}");
     let (status, code) = match (service, fault) {
         ("dynamodb", Fault::Internal) => (500, "InternalServerError"),
@@ -572,7 +785,7 @@ fn fault_response(
             "<ErrorResponse><Error><Type>{fault_side}</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
         )
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
