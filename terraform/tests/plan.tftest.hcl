@@ -428,3 +428,69 @@ run "refuses_name_too_long" {
   }
   expect_failures = [var.name]
 }
+
+run "refuses_unknown_inference" {
+  command = plan
+  variables {
+    inference = "sagemaker" # set sagemaker_enabled instead
+  }
+  expect_failures = [var.inference]
+}
+
+run "refuses_unknown_sagemaker_endpoint_type" {
+  command = plan
+  variables {
+    sagemaker_endpoint_type = "async"
+  }
+  expect_failures = [var.sagemaker_endpoint_type]
+}
+
+run "refuses_sagemaker_without_s3_model" {
+  command = plan
+  variables {
+    sagemaker_enabled        = true
+    sagemaker_model_data_url = "https://example.com/model.tar.gz"
+  }
+  expect_failures = [aws_sagemaker_model.this]
+}
+
+run "refuses_unknown_cpu_architecture" {
+  command = plan
+  variables {
+    cpu_architecture = "arm64"
+  }
+  expect_failures = [var.cpu_architecture]
+}
+
+run "refuses_empty_container_image" {
+  command = plan
+  variables {
+    container_image = " "
+  }
+  expect_failures = [var.container_image]
+}
+
+run "refuses_shutdown_grace_leaving_no_stop_margin" {
+  command = plan
+  variables {
+    shutdown_grace = 115
+  }
+  expect_failures = [var.shutdown_grace]
+}
+
+run "refuses_zero_backlog_target" {
+  command = plan
+  variables {
+    backlog_per_task_target = 0
+  }
+  expect_failures = [var.backlog_per_task_target]
+}
+
+run "refuses_idle_minutes_beyond_a_day" {
+  command = plan
+  variables {
+    min_tasks                  = 0
+    scale_to_zero_idle_minutes = 1441
+  }
+  expect_failures = [var.scale_to_zero_idle_minutes]
+}
