@@ -4,6 +4,7 @@
 #
 #   docker build -t fleetwatch:dev .
 #   docker buildx build --platform linux/arm64 -t <repo>:<tag> --push .   # for ARM64 Fargate
+#   docker run --read-only fleetwatch:dev ...                             # as on ECS
 #
 # Stage 1 builds only the dependencies (from Cargo.toml + Cargo.lock), so that layer
 # is reused until the lock file changes; stage 2 builds the real source on top of it.
@@ -13,22 +14,57 @@
 ARG RUST_VERSION=1.95
 
 ############################ builder ############################
-FROM rust:${RUST_VERSION}-bookworm AS builder
-# aws-lc-sys compiles C (and may use cmake); build-essential is already in the
-# rust image, cmake is not.
+# The builder runs on the build machine's own architecture and cross-compiles for
+# the target one (docker buildx --platform linux/arm64 on an x86 machine): much
+# faster than compiling under QEMU emulation.
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS builder
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# aws-lc-sys compiles C (and may use cmake): cmake, plus a C cross toolchain when
+# the target architecture is not the build machine's. Versions are bookworm's.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
+ && case "${TARGETARCH}/$(dpkg --print-architecture)" in \
+      amd64/amd64|arm64/arm64) \
+        apt-get install -y --no-install-recommends cmake=3.25.1-1 ;; \
+      arm64/*) \
+        apt-get install -y --no-install-recommends cmake=3.25.1-1 \
+          gcc-aarch64-linux-gnu=4:12.2.0-3 libc6-dev-arm64-cross=2.36-8cross1 ;; \
+      amd64/*) \
+        apt-get install -y --no-install-recommends cmake=3.25.1-1 \
+          gcc-x86-64-linux-gnu=4:12.2.0-3 libc6-dev-amd64-cross=2.36-8cross1 ;; \
+      *) echo "unsupported TARGETARCH=${TARGETARCH}: build for linux/amd64 or linux/arm64" >&2; exit 1 ;; \
+    esac \
  && rm -rf /var/lib/apt/lists/*
+# Linker and C compiler per Rust target; the triplet-named tools exist natively too,
+# so the same settings serve a native build.
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+    AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=x86_64-linux-gnu-gcc \
+    CC_x86_64_unknown_linux_gnu=x86_64-linux-gnu-gcc \
+    AR_x86_64_unknown_linux_gnu=x86_64-linux-gnu-ar
+RUN case "${TARGETARCH}" in \
+      amd64) target=x86_64-unknown-linux-gnu ;; \
+      arm64) target=aarch64-unknown-linux-gnu ;; \
+      *) echo "unsupported TARGETARCH=${TARGETARCH}" >&2; exit 1 ;; \
+    esac \
+ && rustup target add "$target" \
+ && echo "$target" > /rust-target
 WORKDIR /build
 
 # --- dependency-only layer ---
 COPY Cargo.toml Cargo.lock ./
 # (Cargo.toml names the benchmarks' files, so placeholders must exist too.)
-RUN mkdir -p src bench \
+# Cache mounts keep cargo's registry and the target directory between builds; the
+# binary is copied out of the target cache in the same step that builds it.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git/db \
+    --mount=type=cache,target=/build/target,sharing=locked \
+    mkdir -p src bench \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
  && for b in evaluator pipeline; do echo 'fn main() {}' > "bench/$b.rs"; done \
- && cargo build --release --locked --bin fleetwatch \
+ && cargo build --release --locked --target "$(cat /rust-target)" --bin fleetwatch \
  && rm -rf src bench
 
 # --- the real build ---
@@ -37,9 +73,13 @@ COPY src ./src
 COPY models ./models
 COPY bench ./bench
 # New mtimes so cargo rebuilds the crate itself (not its dependencies).
-RUN find src -name '*.rs' -exec touch {} + \
- && cargo build --release --locked --bin fleetwatch \
- && install -D -m 0755 target/release/fleetwatch /out/fleetwatch
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git/db \
+    --mount=type=cache,target=/build/target,sharing=locked \
+    find src -name '*.rs' -exec touch {} + \
+ && target=$(cat /rust-target) \
+ && cargo build --release --locked --target "$target" --bin fleetwatch \
+ && install -D -m 0755 "target/$target/release/fleetwatch" /out/fleetwatch
 
 ############################ runtime ############################
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
@@ -64,6 +104,10 @@ ENV FLEETWATCH_METRICS_ADDR=0.0.0.0:9090 \
     FLEETWATCH_MODEL=/usr/share/fleetwatch/models/fleetwatch.json \
     FLEETWATCH_LOG_FORMAT=json
 
+# The root filesystem is read-only on ECS (and may be with `docker run --read-only`):
+# /tmp is the writable scratch space.
+VOLUME /tmp
+
 # distroless "nonroot" is uid/gid 65532; stated explicitly so scanners and
 # `docker inspect` see it.
 USER 65532:65532
@@ -72,8 +116,9 @@ EXPOSE 9090
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/fleetwatch", "healthcheck"]
 
-# The worker drains in-flight messages on SIGTERM within FLEETWATCH_SHUTDOWN_GRACE (25s);
-# give it at least 30s (`docker stop -t 30`, ECS stopTimeout = 30+).
+# The worker drains in-flight messages on SIGTERM within FLEETWATCH_SHUTDOWN_GRACE (25s),
+# then returns the rest to the queue: give it more than 30s (`docker stop -t 35`,
+# ECS stopTimeout 35, the Terraform default).
 STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["/usr/local/bin/fleetwatch"]

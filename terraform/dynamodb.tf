@@ -33,4 +33,11 @@ resource "aws_dynamodb_table" "readings" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.reading_ttl == null || var.reading_ttl == "" || var.table_ttl_attribute == "expires_at"
+      error_message = "reading_ttl is set, so table_ttl_attribute must be \"expires_at\": the worker writes each reading's expiry there."
+    }
+  }
 }

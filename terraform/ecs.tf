@@ -19,6 +19,13 @@ resource "aws_ecs_cluster" "this" {
   tags = local.tags
 }
 
+# Both Fargate providers are associated, so capacity_provider_strategy can move
+# between on-demand and Spot without touching the cluster.
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+}
+
 resource "aws_security_group" "worker" {
   name        = "${var.name}-worker"
   description = "fleetwatch worker tasks: HTTPS out to AWS APIs, optional Prometheus scrape in"
@@ -47,7 +54,10 @@ resource "aws_vpc_security_group_ingress_rule" "metrics" {
 }
 
 locals {
-  worker_environment = merge({
+  # Set by the module; extra_environment may not override them (see the task
+  # definition's precondition), so e.g. the queue's visibility timeout and the
+  # worker's always agree.
+  managed_environment = {
     AWS_REGION                    = local.region
     FLEETWATCH_QUEUE_URL          = aws_sqs_queue.telemetry.url
     FLEETWATCH_TABLE              = aws_dynamodb_table.readings.name
@@ -59,8 +69,26 @@ locals {
     FLEETWATCH_METRICS_ADDR       = "0.0.0.0:9090"
     FLEETWATCH_LOG_FORMAT         = "json"
     FLEETWATCH_SHUTDOWN_GRACE     = "${var.shutdown_grace}s"
+    FLEETWATCH_VISIBILITY_TIMEOUT = "${var.visibility_timeout_seconds}s"
     FLEETWATCH_QUARANTINE_PREFIX  = var.quarantine_prefix
-  }, var.extra_environment)
+    FLEETWATCH_READING_TTL        = var.reading_ttl == null ? "" : var.reading_ttl
+  }
+
+  worker_environment = merge(local.managed_environment, var.extra_environment)
+
+  # Fargate's CPU/memory combinations (MiB per CPU size).
+  fargate_memory_sizes = {
+    "256"   = [512, 1024, 2048]
+    "512"   = range(1024, 4097, 1024)
+    "1024"  = range(2048, 8193, 1024)
+    "2048"  = range(4096, 16385, 1024)
+    "4096"  = range(8192, 30721, 1024)
+    "8192"  = range(16384, 61441, 4096)
+    "16384" = range(32768, 122881, 8192)
+  }
+
+  # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>[:tag|@digest], or null.
+  ecr_image = try(regex("^(?P<account>[0-9]{12})\\.dkr\\.ecr(?:-fips)?\\.(?P<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/(?P<repository>[^:@]+)", var.container_image), null)
 
   container_definitions = [{
     name                   = "worker"
@@ -76,6 +104,7 @@ locals {
       name          = "metrics"
     }]
     environment = [
+      # An empty value means "unset" to the worker, so it is left out.
       for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }
       if local.worker_environment[k] != ""
     ]
@@ -126,19 +155,56 @@ resource "aws_ecs_task_definition" "worker" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = contains(lookup(local.fargate_memory_sizes, tostring(var.task_cpu), []), var.task_memory)
+      error_message = "task_memory = ${var.task_memory} is not a Fargate size for task_cpu = ${var.task_cpu}; allowed: ${join(", ", [for m in lookup(local.fargate_memory_sizes, tostring(var.task_cpu), []) : tostring(m)])} MiB."
+    }
+    precondition {
+      condition     = var.stop_timeout > var.shutdown_grace + 5
+      error_message = "stop_timeout (${var.stop_timeout}) must be more than shutdown_grace + 5 (${var.shutdown_grace + 5}) seconds, or ECS kills the worker while it returns unfinished messages."
+    }
+    precondition {
+      condition     = local.ecr_image == null || var.ecr_repository_arn != null
+      error_message = "container_image is an ECR image but ecr_repository_arn is null: set ecr_repository_arn = \"arn:aws:ecr:<region>:<account>:repository/<name>\" so the execution role may pull it (otherwise every task fails with CannotPullContainerError)."
+    }
+    precondition {
+      condition     = local.ecr_image == null || var.ecr_repository_arn == null || endswith(coalesce(var.ecr_repository_arn, "-"), try(":ecr:${local.ecr_image.region}:${local.ecr_image.account}:repository/${local.ecr_image.repository}", "-"))
+      error_message = "ecr_repository_arn must be the repository of container_image (arn:aws:ecr:${try(local.ecr_image.region, "")}:${try(local.ecr_image.account, "")}:repository/${try(local.ecr_image.repository, "")})."
+    }
+    precondition {
+      condition     = length(setintersection(keys(var.extra_environment), keys(local.managed_environment))) == 0
+      error_message = "extra_environment must not set ${join(", ", setintersection(keys(var.extra_environment), keys(local.managed_environment)))}: the module sets them from its own variables (e.g. FLEETWATCH_VISIBILITY_TIMEOUT from visibility_timeout_seconds)."
+    }
+  }
 }
 
 resource "aws_ecs_service" "worker" {
   name                               = "${var.name}-worker"
   cluster                            = aws_ecs_cluster.this.id
   task_definition                    = aws_ecs_task_definition.worker.arn
-  launch_type                        = "FARGATE"
   platform_version                   = "LATEST"
   desired_count                      = var.min_tasks
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
   enable_execute_command             = false
   propagate_tags                     = "SERVICE"
+  wait_for_steady_state              = var.wait_for_steady_state
+  # Lets a changed capacity_provider_strategy apply in place (the provider
+  # otherwise replaces the service); it redeploys the tasks, which drain.
+  force_new_deployment = true
+
+  # Spot tasks get SIGTERM two minutes before they are reclaimed; the worker's
+  # drain (shutdown_grace) returns unfinished messages to the queue.
+  dynamic "capacity_provider_strategy" {
+    for_each = var.capacity_provider_strategy
+    content {
+      capacity_provider = capacity_provider_strategy.value.capacity_provider
+      weight            = capacity_provider_strategy.value.weight
+      base              = capacity_provider_strategy.value.base
+    }
+  }
 
   network_configuration {
     subnets          = var.private_subnet_ids
@@ -146,15 +212,39 @@ resource "aws_ecs_service" "worker" {
     assign_public_ip = false
   }
 
+  # Tasks that fail to start or stay unhealthy roll the deployment back...
   deployment_circuit_breaker {
     enable   = true
     rollback = true
   }
 
+  # ...and so does a worker that starts but logs errors.
+  dynamic "alarms" {
+    for_each = var.deployment_alarms_enabled ? [1] : []
+    content {
+      alarm_names = concat([aws_cloudwatch_metric_alarm.worker_errors.alarm_name], var.deployment_alarm_names)
+      enable      = true
+      rollback    = true
+    }
+  }
+
   # Application Auto Scaling owns the desired count after creation.
   lifecycle {
     ignore_changes = [desired_count]
+
+    precondition {
+      condition     = var.cpu_architecture == "X86_64" || !contains([for s in var.capacity_provider_strategy : s.capacity_provider], "FARGATE_SPOT")
+      error_message = "capacity_provider_strategy uses FARGATE_SPOT, which runs only X86_64 tasks: set cpu_architecture = \"X86_64\" (and build the image for linux/amd64)."
+    }
   }
+
+  # The first tasks must start with their permissions in place, and the
+  # capacity providers must be associated before the service names them.
+  depends_on = [
+    aws_iam_role_policy.task,
+    aws_iam_role_policy.execution,
+    aws_ecs_cluster_capacity_providers.this,
+  ]
 
   tags = local.tags
 }

@@ -70,10 +70,11 @@ resource "aws_iam_role" "task" {
 locals {
   sagemaker_endpoint_arn = var.sagemaker_enabled ? aws_sagemaker_endpoint.this[0].arn : ""
 
-  # deploy/iam/worker-policy.json is the single source of the worker's permissions
-  # (also checked by tests/infra). The SageMaker statement is dropped when no
-  # endpoint is used.
-  worker_policy_document = jsondecode(templatefile("${path.module}/../deploy/iam/worker-policy.json", {
+  # policies/worker-policy.json is the worker's permissions, inside the module so
+  # the module works wherever it is copied; deploy/iam/worker-policy.json is the
+  # same file for deployments without Terraform (tests/infra keeps them equal).
+  # The SageMaker statement is dropped when no endpoint is used.
+  worker_policy_document = jsondecode(templatefile("${path.module}/policies/worker-policy.json", {
     queue_arn         = aws_sqs_queue.telemetry.arn
     bucket_arn        = aws_s3_bucket.telemetry.arn
     quarantine_prefix = var.quarantine_prefix

@@ -104,7 +104,7 @@ output "task_definition_arn" {
 }
 
 output "task_role_arn" {
-  description = "Worker task role (least privilege, from deploy/iam/worker-policy.json)."
+  description = "Worker task role (least privilege, from policies/worker-policy.json)."
   value       = aws_iam_role.task.arn
 }
 
@@ -128,8 +128,13 @@ output "scaling_policy_arn" {
   value       = aws_appautoscaling_policy.backlog_per_task.arn
 }
 
+output "scale_to_zero_policy_arns" {
+  description = "With min_tasks = 0: the step policies that start tasks when work arrives and stop them when the queue is idle (empty otherwise)."
+  value       = concat(aws_appautoscaling_policy.start_on_work[*].arn, aws_appautoscaling_policy.idle_to_zero[*].arn)
+}
+
 output "alarm_names" {
-  description = "CloudWatch alarms."
+  description = "CloudWatch alarms to the ops topic (the scale-to-zero alarms, which drive scaling, are not among them)."
   value = [
     aws_cloudwatch_metric_alarm.dlq_not_empty.alarm_name,
     aws_cloudwatch_metric_alarm.oldest_message_age.alarm_name,

@@ -2,8 +2,11 @@
 # The worker calls it only when FLEETWATCH_INFERENCE=sagemaker (set automatically below).
 
 locals {
-  sagemaker_count         = var.sagemaker_enabled ? 1 : 0
-  sagemaker_name          = "${var.name}-maintenance"
+  sagemaker_count = var.sagemaker_enabled ? 1 : 0
+  sagemaker_name  = "${var.name}-maintenance"
+  # SageMaker appends a 26-character unique suffix to a name_prefix and allows
+  # 63 characters in all, so the prefix is cut to 37.
+  sagemaker_config_prefix = "${substr(local.sagemaker_name, 0, 36)}-"
   sagemaker_model_key_arn = coalesce(var.sagemaker_model_bucket_kms_key_arn, aws_kms_key.this.arn)
   # s3://bucket/path/model.tar.gz -> arn:aws:s3:::bucket/path/model.tar.gz
   sagemaker_model_object_arn = "arn:${local.partition}:s3:::${trimprefix(var.sagemaker_model_data_url, "s3://")}"
@@ -131,7 +134,7 @@ resource "aws_sagemaker_endpoint_configuration" "this" {
   #checkov:skip=CKV_AWS_98:kms_key_arn is set for realtime endpoints; serverless endpoints have no storage volume and reject a KMS key.
   count = local.sagemaker_count
   # A new name per model/config change so the endpoint can switch without downtime.
-  name_prefix = "${local.sagemaker_name}-"
+  name_prefix = local.sagemaker_config_prefix
   kms_key_arn = var.sagemaker_endpoint_type == "realtime" ? aws_kms_key.this.arn : null
 
   production_variants {

@@ -72,9 +72,20 @@ variable "table_name" {
 }
 
 variable "table_ttl_attribute" {
-  description = "Name of a Number attribute holding an epoch-seconds expiry; \"\" disables TTL. The worker's alert-ledger items carry expires_at (readings carry none and never expire)."
+  description = "DynamoDB TTL attribute (a Number of epoch seconds); \"\" disables TTL. The worker writes expires_at: on alert-ledger items always (now + 30 days), on readings when reading_ttl is set."
   type        = string
   default     = "expires_at"
+}
+
+variable "reading_ttl" {
+  description = "FLEETWATCH_READING_TTL: how long readings are kept, as a whole number with a unit (ms, s, m, h, d), e.g. \"400d\". Each reading then carries expires_at = its own timestamp + this, and DynamoDB deletes it after that (within a few days). null or \"\" = readings never expire."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.reading_ttl == null ? true : (var.reading_ttl == "" || can(regex("^[1-9][0-9]*(ms|s|m|h|d)$", var.reading_ttl)))
+    error_message = "reading_ttl must be null, \"\" or a whole positive number with a unit (ms, s, m, h, d), e.g. \"400d\"."
+  }
 }
 
 variable "deletion_protection" {
@@ -85,13 +96,14 @@ variable "deletion_protection" {
 
 # ---------------------------------------------------------------- queue
 variable "visibility_timeout_seconds" {
-  description = "SQS visibility timeout. Must exceed the worker's visibility heartbeat interval (the worker extends it while an object is in progress)."
+  description = "Visibility timeout of the queue and of every receive: also passed to the worker as FLEETWATCH_VISIBILITY_TIMEOUT, which extends it at half this interval while an object is in progress."
   type        = number
   default     = 120
 
   validation {
-    condition     = var.visibility_timeout_seconds >= 60 && var.visibility_timeout_seconds <= 43200
-    error_message = "visibility_timeout_seconds must be between 60 and 43200."
+    # The worker accepts 10s..12h; SQS's ceiling is also 12 h (43200 s).
+    condition     = var.visibility_timeout_seconds >= 10 && var.visibility_timeout_seconds <= 43200 && floor(var.visibility_timeout_seconds) == var.visibility_timeout_seconds
+    error_message = "visibility_timeout_seconds must be a whole number of seconds from 10 to 43200 (the worker's FLEETWATCH_VISIBILITY_TIMEOUT range, 10s..12h)."
   }
 }
 
@@ -205,14 +217,24 @@ variable "sagemaker_instance_count" {
 
 # ---------------------------------------------------------------- ECS
 variable "container_image" {
-  description = "Full image reference of the fleetwatch image, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/fleetwatch:0.1.0."
+  description = "Full image reference of the fleetwatch image, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/fleetwatch:0.1.0. An ECR image needs ecr_repository_arn."
   type        = string
+
+  validation {
+    condition     = length(trimspace(var.container_image)) > 0
+    error_message = "container_image must be an image reference such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/fleetwatch:0.1.0."
+  }
 }
 
 variable "ecr_repository_arn" {
-  description = "ARN of the ECR repository holding container_image (grants the execution role pull access). null = image pulled from elsewhere."
+  description = "ARN of the ECR repository holding container_image (grants the execution role pull access). Required for an ECR image; null = image pulled from a public registry."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.ecr_repository_arn == null ? true : can(regex("^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9][a-z0-9._/-]*$", var.ecr_repository_arn))
+    error_message = "ecr_repository_arn must be null or an ECR repository ARN, arn:aws:ecr:<region>:<account>:repository/<name>."
+  }
 }
 
 variable "vpc_id" {
@@ -243,13 +265,18 @@ variable "cpu_architecture" {
 }
 
 variable "task_cpu" {
-  description = "Fargate task CPU units."
+  description = "Fargate task CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384. task_memory must be a size Fargate offers for it."
   type        = number
   default     = 512
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.task_cpu)
+    error_message = "task_cpu must be one of the Fargate CPU sizes 256, 512, 1024, 2048, 4096, 8192 or 16384."
+  }
 }
 
 variable "task_memory" {
-  description = "Fargate task memory (MiB)."
+  description = "Fargate task memory (MiB), one of the sizes Fargate pairs with task_cpu (e.g. 512 CPU: 1024-4096 in 1024 steps)."
   type        = number
   default     = 1024
 }
@@ -261,24 +288,29 @@ variable "worker_concurrency" {
 }
 
 variable "shutdown_grace" {
-  description = "FLEETWATCH_SHUTDOWN_GRACE (seconds); stop_timeout must be larger."
+  description = "FLEETWATCH_SHUTDOWN_GRACE (seconds): how long in-flight messages get after SIGTERM; stop_timeout must exceed it by more than 5 s."
   type        = number
   default     = 25
+
+  validation {
+    condition     = var.shutdown_grace >= 1 && var.shutdown_grace <= 114 && floor(var.shutdown_grace) == var.shutdown_grace
+    error_message = "shutdown_grace must be a whole number of seconds from 1 to 114 (stop_timeout, at most 120 on Fargate, must exceed it by more than 5)."
+  }
 }
 
 variable "stop_timeout" {
-  description = "ECS stopTimeout (seconds between SIGTERM and SIGKILL); at least shutdown_grace + 5, at most 120 on Fargate."
+  description = "ECS stopTimeout (seconds between SIGTERM and SIGKILL), at most 120 on Fargate. Must be more than shutdown_grace + 5: after the grace the worker still returns unfinished messages to the queue and exits."
   type        = number
-  default     = 30
+  default     = 35
 
   validation {
-    condition     = var.stop_timeout >= 30 && var.stop_timeout <= 120
-    error_message = "stop_timeout must be between 30 and 120."
+    condition     = var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
+    error_message = "stop_timeout must be a whole number of seconds from 2 to 120 (the Fargate maximum)."
   }
 }
 
 variable "extra_environment" {
-  description = "Additional environment variables for the worker (e.g. FLEETWATCH_ALERT_COOLDOWN, FLEETWATCH_MAX_OBJECT_BYTES)."
+  description = "Additional environment variables for the worker (e.g. FLEETWATCH_ALERT_COOLDOWN, FLEETWATCH_MAX_OBJECT_BYTES). Variables the module sets itself (see the worker_environment output) are refused: use their module variables."
   type        = map(string)
   default     = {}
 }
@@ -291,26 +323,48 @@ variable "log_retention_days" {
 
 # ---------------------------------------------------------------- scaling
 variable "min_tasks" {
-  description = "Minimum running tasks (>= 1: the backlog-per-task metric divides by the running task count)."
+  description = "Minimum running tasks. 0 = scale to zero: no task runs while the queue is idle, and the first file after idle waits for a task to start (a few minutes, see docs/operations.md)."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.min_tasks >= 1
-    error_message = "min_tasks must be at least 1."
+    condition     = var.min_tasks >= 0 && floor(var.min_tasks) == var.min_tasks
+    error_message = "min_tasks must be a whole number, 0 or more (0 = scale to zero)."
   }
 }
 
 variable "max_tasks" {
-  description = "Maximum running tasks."
+  description = "Maximum running tasks (at least 1 and at least min_tasks)."
   type        = number
   default     = 10
+
+  validation {
+    condition     = var.max_tasks >= 1 && floor(var.max_tasks) == var.max_tasks
+    error_message = "max_tasks must be a whole number, 1 or more."
+  }
 }
 
 variable "backlog_per_task_target" {
   description = "Target visible messages per running task = acceptable latency (s) / time per message (s) (see docs/operations.md)."
   type        = number
   default     = 100
+
+  validation {
+    condition     = var.backlog_per_task_target > 0
+    error_message = "backlog_per_task_target must be more than 0 (messages per task)."
+  }
+}
+
+variable "scale_to_zero_idle_minutes" {
+  description = "With min_tasks = 0: minutes with no message waiting or in flight before the service scales to zero."
+  type        = number
+  default     = 15
+
+  validation {
+    # A one-minute alarm may look back at most one day.
+    condition     = var.scale_to_zero_idle_minutes >= 1 && var.scale_to_zero_idle_minutes <= 1440 && floor(var.scale_to_zero_idle_minutes) == var.scale_to_zero_idle_minutes
+    error_message = "scale_to_zero_idle_minutes must be a whole number of minutes from 1 to 1440."
+  }
 }
 
 variable "scale_out_cooldown" {
@@ -323,6 +377,54 @@ variable "scale_in_cooldown" {
   description = "Seconds between scale-in activities (longer than scale-out)."
   type        = number
   default     = 300
+}
+
+# ---------------------------------------------------------------- capacity and deployments
+variable "capacity_provider_strategy" {
+  description = "Fargate capacity providers of the service, e.g. [{ capacity_provider = \"FARGATE\", base = 1, weight = 0 }, { capacity_provider = \"FARGATE_SPOT\", weight = 1 }] for one on-demand task and the rest on Spot. FARGATE_SPOT needs cpu_architecture = \"X86_64\"."
+  type = list(object({
+    capacity_provider = string
+    weight            = number
+    base              = optional(number, 0)
+  }))
+  default = [{ capacity_provider = "FARGATE", weight = 1 }]
+
+  validation {
+    condition = (
+      length(var.capacity_provider_strategy) > 0
+      && alltrue([for s in var.capacity_provider_strategy : contains(["FARGATE", "FARGATE_SPOT"], s.capacity_provider)])
+      && length(distinct([for s in var.capacity_provider_strategy : s.capacity_provider])) == length(var.capacity_provider_strategy)
+    )
+    error_message = "capacity_provider_strategy must list FARGATE and/or FARGATE_SPOT, each at most once."
+  }
+
+  validation {
+    condition = (
+      alltrue([for s in var.capacity_provider_strategy : s.weight >= 0 && s.weight <= 1000 && floor(s.weight) == s.weight])
+      && alltrue([for s in var.capacity_provider_strategy : s.base >= 0 && s.base <= 100000 && floor(s.base) == s.base])
+      && anytrue([for s in var.capacity_provider_strategy : s.weight > 0])
+      && length([for s in var.capacity_provider_strategy : s if s.base > 0]) <= 1
+    )
+    error_message = "capacity_provider_strategy: each weight must be a whole number 0-1000 (at least one above 0), each base a whole number 0-100000, and at most one entry may have a base."
+  }
+}
+
+variable "wait_for_steady_state" {
+  description = "Make terraform apply wait until the service's deployment has finished (new tasks healthy, old ones drained) and fail if it does not."
+  type        = bool
+  default     = false
+}
+
+variable "deployment_alarms_enabled" {
+  description = "Roll a deployment back when the worker-errors alarm (or one of deployment_alarm_names) goes into ALARM while it runs. The deployment circuit breaker, which rolls back tasks that fail to start, is always on."
+  type        = bool
+  default     = true
+}
+
+variable "deployment_alarm_names" {
+  description = "More CloudWatch alarm names (same account and region) that roll a deployment back when deployment_alarms_enabled."
+  type        = list(string)
+  default     = []
 }
 
 # ---------------------------------------------------------------- alarms

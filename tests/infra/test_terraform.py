@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, block, blocks
+from conftest import ROOT, TERRAFORM, block, blocks
 
 KEY_REF = "aws_kms_key.this.arn"
 
@@ -217,34 +217,102 @@ def test_container_definition(root_module):
     c = container(root_module)
     assert c["readonlyRootFilesystem"] is True
     assert c["stopTimeout"] == "${var.stop_timeout}"
-    assert default(root_module, "stop_timeout") >= 30
-    assert default(root_module, "shutdown_grace") + 5 <= default(root_module, "stop_timeout")
+    # After the grace the worker still returns unfinished messages and exits.
+    assert default(root_module, "shutdown_grace") + 5 < default(root_module, "stop_timeout") <= 120
     assert c["healthCheck"]["command"] == ["CMD", "/usr/local/bin/fleetwatch", "healthcheck"]
     log = c["logConfiguration"]
     assert log["logDriver"] == "awslogs"
     assert "aws_cloudwatch_log_group.worker.name" in log["options"]["awslogs-group"]
     assert c["command"] == ["worker"]
-    env = root_module.locals["worker_environment"]
+    env = root_module.locals["managed_environment"]
     for var in ("FLEETWATCH_QUEUE_URL", "FLEETWATCH_TABLE", "FLEETWATCH_ALERT_TOPIC_ARN",
-                "FLEETWATCH_INFERENCE", "FLEETWATCH_SAGEMAKER_ENDPOINT", "FLEETWATCH_SHUTDOWN_GRACE"):
+                "FLEETWATCH_INFERENCE", "FLEETWATCH_SAGEMAKER_ENDPOINT", "FLEETWATCH_SHUTDOWN_GRACE",
+                "FLEETWATCH_VISIBILITY_TIMEOUT", "FLEETWATCH_READING_TTL"):
         assert var in env, var
+    # extra_environment is merged last but may not override these (precondition).
+    assert "local.managed_environment" in root_module.locals["worker_environment"]
+    assert "var.extra_environment" in root_module.locals["worker_environment"]
+    precondition_conditions = " ".join(
+        p["condition"] for p in block(root_module.resource("aws_ecs_task_definition", "worker"), "lifecycle")["precondition"]
+    )
+    assert "setintersection(keys(var.extra_environment), keys(local.managed_environment))" in precondition_conditions
+
+
+def test_queue_visibility_timeout_reaches_the_worker(root_module):
+    """One variable feeds the queue and FLEETWATCH_VISIBILITY_TIMEOUT (issue 10: 120 s on
+    the queue, 60 s asked by the worker on every receive)."""
+    q = root_module.resource("aws_sqs_queue", "telemetry")
+    assert q["visibility_timeout_seconds"] == "${var.visibility_timeout_seconds}"
+    env = root_module.locals["managed_environment"]
+    assert env["FLEETWATCH_VISIBILITY_TIMEOUT"] == "${var.visibility_timeout_seconds}s"
+
+
+def test_reading_ttl_reaches_the_worker_and_the_table_expires_it(root_module):
+    env = root_module.locals["managed_environment"]
+    assert "var.reading_ttl" in env["FLEETWATCH_READING_TTL"]
+    assert default(root_module, "reading_ttl") is None  # readings kept forever by default
+    assert default(root_module, "table_ttl_attribute") == "expires_at"  # the worker's attribute
+    described = root_module.variables["table_ttl_attribute"]["description"]
+    assert "never expire" not in described and "reading_ttl" in described
 
 
 def test_service_private_no_public_ip(root_module):
     svc = root_module.resource("aws_ecs_service", "worker")
-    assert svc["launch_type"] == "FARGATE"
+    strategy = [d["capacity_provider_strategy"] for d in svc.get("dynamic", []) if "capacity_provider_strategy" in d]
+    assert strategy and strategy[0]["for_each"] == "${var.capacity_provider_strategy}"
+    assert "launch_type" not in svc  # conflicts with a capacity provider strategy
+    assert default(root_module, "capacity_provider_strategy") == [{"capacity_provider": "FARGATE", "weight": 1}]
     net = block(svc, "network_configuration")
     assert net["assign_public_ip"] is False
     assert net["subnets"] == "${var.private_subnet_ids}"
     assert "desired_count" in str(block(svc, "lifecycle")["ignore_changes"])
 
 
+def test_service_starts_after_its_permissions_exist(root_module):
+    depends = root_module.resource("aws_ecs_service", "worker")["depends_on"]
+    for needed in ("aws_iam_role_policy.task", "aws_iam_role_policy.execution",
+                   "aws_ecs_cluster_capacity_providers.this"):
+        assert any(needed in d for d in depends), needed
+
+
+def test_deployments_roll_back(root_module):
+    svc = root_module.resource("aws_ecs_service", "worker")
+    breaker = block(svc, "deployment_circuit_breaker")
+    assert breaker["enable"] is True and breaker["rollback"] is True
+    alarms = [d["alarms"] for d in svc.get("dynamic", []) if "alarms" in d][0]
+    assert "var.deployment_alarms_enabled" in alarms["for_each"]
+    content = alarms["content"][0] if isinstance(alarms["content"], list) else alarms["content"]
+    assert content["rollback"] is True and content["enable"] is True
+    assert "aws_cloudwatch_metric_alarm.worker_errors.alarm_name" in content["alarm_names"]
+    assert svc["wait_for_steady_state"] == "${var.wait_for_steady_state}"
+    assert default(root_module, "wait_for_steady_state") is False
+
+
+def test_module_reads_no_file_outside_its_folder(root_module):
+    """The module is used as `source = "../.."` and from registries: a path that leaves
+    its folder (the policy used to come from ../deploy/iam/) breaks it."""
+    text = "\n".join(f.read_text() for f in sorted(TERRAFORM.rglob("*.tf")) if ".terraform" not in f.parts)
+    calls = re.findall(r"\b(file|templatefile|filebase64|filebase64sha256|filemd5|filesha1|filesha256|filesha512|fileset|fileexists)\(\s*([^,)]+)", text)
+    assert calls, "expected at least the worker policy to be read"
+    for fn, path in calls:
+        assert path.strip().startswith('"${path.module}/'), f"{fn}({path}): read files relative to path.module"
+        assert ".." not in path, f"{fn}({path}) leaves the module's folder"
+    assert "path.root" not in text and "path.cwd" not in text
+
+
+def test_worker_policy_copies_are_identical():
+    """deploy/iam/worker-policy.json serves deployments without Terraform; it must be the
+    module's policy, byte for byte."""
+    module_copy = (TERRAFORM / "policies" / "worker-policy.json").read_bytes()
+    assert (ROOT / "deploy" / "iam" / "worker-policy.json").read_bytes() == module_copy
+
+
 def test_task_role_uses_the_rendered_worker_policy(root_module, worker_policy):
     role_policy = root_module.resource("aws_iam_role_policy", "task")
     assert role_policy["policy"] == "${local.worker_policy}"
     rendered = root_module.locals["worker_policy_document"]
-    assert "deploy/iam/worker-policy.json" in rendered
-    placeholders = set(re.findall(r"\$\{(\w+)\}", (ROOT / "deploy/iam/worker-policy.json").read_text()))
+    assert "${path.module}/policies/worker-policy.json" in rendered
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (TERRAFORM / "policies/worker-policy.json").read_text()))
     supplied = set(re.findall(r"(\w+)\s*=", rendered.split("templatefile", 1)[1]))
     assert placeholders <= supplied, placeholders - supplied
     assert {"queue_arn", "bucket_arn", "table_arn", "topic_arn", "endpoint_arn", "kms_key_arn"} <= placeholders
@@ -319,7 +387,8 @@ def test_scaling_policy_backlog_per_task(root_module):
     returned = [m for m in metrics if m["return_data"] is True]
     assert len(returned) == 1
     expr = returned[0]["expression"]
-    m = re.fullmatch(r"\s*(\w+)\s*/\s*(\w+)\s*", expr)
+    # Without scale to zero: visible / tasks; with it, in-flight messages count too.
+    m = re.fullmatch(r'\$\{local\.scale_to_zero \? "\(visible \+ in_flight\) / tasks" : "(\w+) / (\w+)"\}', expr)
     assert m, expr
     num = block(block(by_id[m.group(1)], "metric_stat"), "metric")
     den = block(block(by_id[m.group(2)], "metric_stat"), "metric")
@@ -328,7 +397,36 @@ def test_scaling_policy_backlog_per_task(root_module):
     assert "aws_sqs_queue.telemetry.name" in num["dimensions"][0]["value"]
     assert {d["name"] for d in den["dimensions"]} == {"ClusterName", "ServiceName"}
     assert default(root_module, "scale_in_cooldown") > default(root_module, "scale_out_cooldown")
-    assert default(root_module, "min_tasks") >= 1  # the expression divides by the task count
+    assert default(root_module, "min_tasks") >= 1  # scale to zero is opt-in (first-file latency)
+
+
+def test_scale_to_zero_steps_on_visible_messages(root_module):
+    """CDK's QueueProcessingFargateService: step scaling on the absolute number of visible
+    messages takes the service from 0 to 1+ tasks; an idle alarm takes it back to 0."""
+    start = root_module.resource("aws_appautoscaling_policy", "start_on_work")
+    assert start["count"] == "${local.scale_to_zero ? 1 : 0}"
+    assert root_module.locals["scale_to_zero"] == "${var.min_tasks == 0}"
+    cfg = block(start, "step_scaling_policy_configuration")
+    assert cfg["adjustment_type"] == "ChangeInCapacity"
+    steps = [d["step_adjustment"] for d in cfg["dynamic"] if "step_adjustment" in d][0]
+    assert "local.from_zero_steps" in steps["for_each"]
+    arrived = root_module.resource("aws_cloudwatch_metric_alarm", "work_arrived")
+    assert arrived["threshold"] == 1 and arrived["comparison_operator"] == "GreaterThanOrEqualToThreshold"
+    assert "aws_appautoscaling_policy.start_on_work[0].arn" in arrived["alarm_actions"][0]
+    queries = {q["id"]: q for q in arrived["metric_query"]}
+    assert queries["visible"]["metric"][0]["metric_name"] == "ApproximateNumberOfMessagesVisible"
+    assert queries["desired"]["metric"][0]["metric_name"] == "DesiredTaskCount"
+    assert [q for q in arrived["metric_query"] if q.get("return_data")] == [queries["waiting_without_tasks"]]
+
+    idle = root_module.resource("aws_cloudwatch_metric_alarm", "queue_idle")
+    assert idle["evaluation_periods"] == "${var.scale_to_zero_idle_minutes}"
+    assert idle["treat_missing_data"] == "notBreaching"
+    idle_queries = {q["id"]: q for q in idle["metric_query"]}
+    assert idle_queries["in_flight"]["metric"][0]["metric_name"] == "ApproximateNumberOfMessagesNotVisible"
+    assert "FILL(in_flight, 0)" in idle_queries["pending"]["expression"]
+    to_zero = block(root_module.resource("aws_appautoscaling_policy", "idle_to_zero"), "step_scaling_policy_configuration")
+    assert to_zero["adjustment_type"] == "ExactCapacity"
+    assert block(to_zero, "step_adjustment")["scaling_adjustment"] == 0
 
 
 # ------------------------------------------------------------------ alarms and outputs
@@ -344,8 +442,12 @@ def test_alarms(root_module):
     assert "aws_sqs_queue.telemetry.name" in str(age["dimensions"])
     errors = alarms["worker_errors"]
     assert "aws_cloudwatch_log_metric_filter.worker_errors" in errors["metric_name"]
+    scaling = {"work_arrived", "queue_idle"}  # drive scale to zero, not people
     for name, a in alarms.items():
-        assert "aws_sns_topic.ops.arn" in str(a["alarm_actions"]), name
+        if name in scaling:
+            assert "aws_appautoscaling_policy." in str(a["alarm_actions"]), name
+        else:
+            assert "aws_sns_topic.ops.arn" in str(a["alarm_actions"]), name
 
 
 def test_outputs(root_module):

@@ -26,7 +26,7 @@ variable "container_image" {
 }
 
 variable "ecr_repository_arn" {
-  description = "ECR repository of container_image (null if the image is elsewhere)."
+  description = "ECR repository of container_image, arn:aws:ecr:<region>:<account>:repository/<name> (required for an ECR image; null for a public registry)."
   type        = string
   default     = null
 }
@@ -46,4 +46,22 @@ variable "sagemaker_model_data_url" {
   description = "s3:// URL of a trained XGBoost model.tar.gz; empty = in-process (embedded) model, no SageMaker."
   type        = string
   default     = ""
+}
+
+variable "reading_ttl" {
+  description = "Keep readings this long, e.g. \"400d\" (null = forever)."
+  type        = string
+  default     = null
+}
+
+variable "min_tasks" {
+  description = "Minimum worker tasks; 0 scales to zero when the queue is idle."
+  type        = number
+  default     = 1
+}
+
+variable "use_fargate_spot" {
+  description = "Run all but one task on Fargate Spot (X86_64 tasks, so build the image for linux/amd64)."
+  type        = bool
+  default     = false
 }
