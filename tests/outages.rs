@@ -93,6 +93,17 @@ async fn wait_done(stack: &Stack, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamodb_outage_holds_the_messages_and_dead_letters_nothing() {
+    an_outage_holds_the_messages("dynamodb").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_holds_the_messages_and_dead_letters_nothing() {
+    an_outage_holds_the_messages("s3").await;
+}
+
+/// `service` refuses everything for [`OUTAGE`] while ten files arrive at a
+/// worker with four slots and a visibility timeout of two minutes.
+async fn an_outage_holds_the_messages(service: &str) {
     let s = setup().await;
     let mut worker = s.worker(&[
         ("FLEETWATCH_VISIBILITY_TIMEOUT", "120s"),
@@ -100,7 +111,7 @@ async fn a_dynamodb_outage_holds_the_messages_and_dead_letters_nothing() {
     ]);
     worker.wait_ready().await;
     s.proxy
-        .set_config(FaultConfig::new(21).service("dynamodb", 1.0));
+        .set_config(FaultConfig::new(21).service(service, 1.0));
     const OBJECTS: usize = 10;
     for i in 0..OBJECTS {
         let device = format!("VHC{i:03}");
@@ -113,7 +124,7 @@ async fn a_dynamodb_outage_holds_the_messages_and_dead_letters_nothing() {
         (metric(
             &text,
             "fleetwatch_messages_waiting",
-            &[("dependency", "dynamodb")],
+            &[("dependency", service)],
         ) >= 4.0)
             .then_some(())
     })

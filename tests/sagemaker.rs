@@ -160,3 +160,71 @@ async fn sagemaker_serving_the_same_model_agrees_with_the_embedded_backend() {
         assert!((a.score - b.score).abs() < 1e-9);
     }
 }
+
+/// The endpoint refuses one reading for its content (a 424 `ModelError`,
+/// injected by the proxy for the request rows that carry it): the refused
+/// request is split until that row is alone; it is reported as refused and
+/// the other readings are scored. When every row is refused, the endpoint
+/// refuses the request kind itself: an error, not three rejected readings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_is_found_and_the_others_are_scored() {
+    use common::fault_proxy::{FaultConfig, FaultProxy};
+    use fleetwatch::inference::features::FeatureContext;
+    let moto = Moto::start();
+    // The bodies that reach the endpoint, in order: row 0 alone, row 1 alone.
+    queue_answers(&moto, &["0.1\n", "0.2\n"], "text/csv").await;
+    let lines: Vec<String> = [2100, 2200, 4242]
+        .iter()
+        .enumerate()
+        .map(|(i, rpm)| {
+            format!(
+                "{{\"device_id\":\"SM{i}\",\"timestamp\":1760000000,\"engine_temp_c\":90,\"rpm\":{rpm}}}"
+            )
+        })
+        .collect();
+    let (parser, _) = LineParser::detect(&lines[0]);
+    let readings: Vec<Reading> = lines.iter().map(|l| parser.parse(l).unwrap()).collect();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultConfig::new(1).refuse_containing("sagemaker", "InvokeEndpoint", "4242"),
+    )
+    .await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_config::Region::new(common::REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let clients = fleetwatch::aws::Clients::new(&sdk, true);
+    let predictor = Predictor::SageMaker(SageMakerPredictor::new(
+        clients.sagemaker,
+        ENDPOINT.into(),
+        RequestFormat::Csv,
+        0.94,
+    ));
+    let mut context = FeatureContext::new(100);
+    let input = predictor.prepare(&mut context, &readings);
+    let scored = predictor
+        .score(&input, &readings, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(scored.refused, [2], "the row carrying the refused value");
+    assert_eq!(scored.predictions[0].score, 0.1);
+    assert_eq!(scored.predictions[1].score, 0.2);
+    assert_eq!(scored.predictions[2].label, Label::Unknown);
+
+    // Every row refused: the endpoint refuses requests of this kind.
+    proxy.set_config(FaultConfig::new(1).refuse_containing("sagemaker", "InvokeEndpoint", ","));
+    let error = predictor.score(&input, &readings, &[]).await.unwrap_err();
+    assert!(
+        error.to_string().contains("refuses the requests"),
+        "{error}"
+    );
+    assert!(
+        fleetwatch::failure::Classify::class(&error).is_retryable(),
+        "held like an outage, never a reason to drop the readings"
+    );
+}

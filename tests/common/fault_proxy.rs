@@ -95,6 +95,11 @@ pub struct FaultConfig {
     /// failures, then one success, again and again. Deterministic whatever
     /// else runs.
     pub intermittent: HashMap<String, u64>,
+    /// Requests of an operation (`service/Operation`) whose body contains
+    /// the text are refused for their content, as the service refuses a
+    /// payload it cannot take (SageMaker: 424 `ModelError`; others: 400
+    /// `ValidationException`). Never forwarded.
+    pub refusals: HashMap<String, String>,
 }
 
 impl FaultConfig {
@@ -111,7 +116,21 @@ impl FaultConfig {
             max_latency: Duration::ZERO,
             lost_batch_write_rate: 0.0,
             intermittent: HashMap::new(),
+            refusals: HashMap::new(),
         }
+    }
+
+    /// Refuses the requests of one operation whose body contains `needle`
+    /// (see `refusals`).
+    pub fn refuse_containing(
+        mut self,
+        service: &str,
+        operation: &str,
+        needle: &str,
+    ) -> FaultConfig {
+        self.refusals
+            .insert(format!("{service}/{operation}"), needle.to_owned());
+        self
     }
 
     /// Requests of one operation fail `failures` at a time, each run
@@ -574,6 +593,19 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ProxyBody> 
         parts.uri.path(),
         &body,
     );
+    let refused = {
+        let config = shared.config.lock().unwrap();
+        config
+            .refusals
+            .get(&format!("{service}/{operation}"))
+            .is_some_and(|needle| {
+                body.windows(needle.len().max(1))
+                    .any(|w| w == needle.as_bytes())
+            })
+    };
+    if refused {
+        return refusal(&service);
+    }
     let plan = plan(shared, &service, &operation);
     if let Some(delay) = plan.delay {
         count(&|s| s.delayed += 1);
@@ -720,6 +752,23 @@ fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
     let mut r = Response::new(Full::new(Bytes::from(text.to_owned())).boxed());
     *r.status_mut() = status;
     r
+}
+
+/// The service refusing a request for its content.
+fn refusal(service: &str) -> Response<ProxyBody> {
+    let (status, code) = if service == "sagemaker" {
+        (424, "ModelError")
+    } else {
+        (400, "ValidationException")
+    };
+    let body = serde_json::json!({ "__type": code, "message": "refused by the test" }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    let headers = response.headers_mut();
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("x-amzn-requestid", HeaderValue::from_static("refused"));
+    response
 }
 
 /// An error response as the service would send it.
