@@ -44,7 +44,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::metrics;
-use crate::telemetry::reading::{Number, Reading, Timestamp, Value};
+use crate::telemetry::reading::Reading;
 
 /// Readings per device in a rolling window (the current one included).
 pub const WINDOW: usize = 10;
@@ -367,46 +367,6 @@ impl FeatureContext {
     pub fn evictions(&self) -> u64 {
         self.evictions
     }
-
-    /// Readings that stand for the windows of the devices of `readings`:
-    /// for each (in order of first appearance), up to `WINDOW - 1` readings
-    /// carrying exactly the fields and times the features use, oldest
-    /// first. Features of these followed by `readings`, from an empty
-    /// context, equal this context's features of `readings`. For a
-    /// predictor that computes features itself from readings.
-    pub fn history_readings(&self, readings: &[Reading]) -> Vec<Reading> {
-        let mut out = Vec::new();
-        let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for r in readings {
-            if !done.insert(r.device_id.as_str()) {
-                continue;
-            }
-            let Some(&index) = self.devices.get(r.device_id.as_str()) else {
-                continue;
-            };
-            let window = &self.slots[index].window;
-            let skip = window.len().saturating_sub(WINDOW - 1);
-            for p in window.iter().skip(skip) {
-                out.push(Reading {
-                    device_id: r.device_id.clone(),
-                    timestamp: Timestamp::from_unix_millis(p.time),
-                    fields: RAW
-                        .iter()
-                        .zip(p.base)
-                        .filter(|(_, v)| !v.is_nan())
-                        // Rust prints the shortest text that parses back to
-                        // the same f64, and these values were read from
-                        // numbers DynamoDB can store, so parsing succeeds.
-                        .filter_map(|(name, v)| {
-                            Number::parse(&v.to_string())
-                                .map(|n| ((*name).to_owned(), Value::Number(n)))
-                        })
-                        .collect(),
-                });
-            }
-        }
-        out
-    }
 }
 
 /// One row in the SageMaker built-in XGBoost CSV contract: no header, no
@@ -671,30 +631,5 @@ mod tests {
             .collect();
         let f = context.extract(&batch);
         assert!((0..200).all(|i| col(&f, i, "window_readings") == 1.0));
-    }
-
-    /// `history_readings` followed by the new readings, from scratch, gives
-    /// the context's rows of the new readings (what a predictor that
-    /// computes features itself needs).
-    #[test]
-    fn history_readings_reproduce_the_context() {
-        for readings in fixture_readings() {
-            let whole = extract(&readings);
-            let nf = FEATURE_NAMES.len();
-            let mut context = FeatureContext::new(MAX_CONTEXT_DEVICES);
-            let mut done = 0;
-            for chunk in readings.chunks(37) {
-                let mut replay = context.history_readings(chunk);
-                let n_history = replay.len();
-                replay.extend(chunk.iter().cloned());
-                let rows = extract(&replay);
-                context.extract(chunk);
-                assert!(same_bits(
-                    &rows[n_history * nf..],
-                    &whole[done * nf..(done + chunk.len()) * nf]
-                ));
-                done += chunk.len();
-            }
-        }
     }
 }
