@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{
@@ -222,6 +223,43 @@ async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapErro
         })
 }
 
+/// Turns on the table's TTL on `expires_at`, which the alert ledger's
+/// items always carry and readings carry with `FLEETWATCH_READING_TTL`, as
+/// Terraform does. Asking again once it is on is an error, so look first.
+async fn enable_ttl(clients: &Clients, table: &str) -> Result<(), BootstrapError> {
+    let current = clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(fail("reading the table's TTL"))?;
+    let on = current.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(crate::storage::EXPIRES_AT)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    });
+    if on {
+        return Ok(());
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(crate::storage::EXPIRES_AT)
+        .build()
+        .map_err(fail("building the TTL setting"))?;
+    clients
+        .dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(fail("enabling the table's TTL"))?;
+    Ok(())
+}
+
 async fn create_table(clients: &Clients, table: &str) -> Result<(), BootstrapError> {
     let attribute = |name: &str| {
         AttributeDefinition::builder()
@@ -268,7 +306,7 @@ async fn create_table(clients: &Clients, table: &str) -> Result<(), BootstrapErr
             .table
             .and_then(|t| t.table_status);
         if status == Some(TableStatus::Active) {
-            return Ok(());
+            return enable_ttl(clients, table).await;
         }
         if Instant::now() > deadline {
             return Err(BootstrapError {

@@ -28,6 +28,22 @@ async fn the_binary_end_to_end() {
     // Idempotent: a second run succeeds and prints the same.
     assert_eq!(bootstrap(&moto).stdout, setup.stdout);
     let stack = setup.stack(&moto).await;
+    // The table expires what carries `expires_at` (ledger items; readings
+    // with FLEETWATCH_READING_TTL), as Terraform sets it up.
+    let ttl = stack
+        .clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&stack.resources.table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
     // Empty optional settings, as `docker run -e VAR=` or a template's ""
     // give, mean unset. (An empty quarantine prefix once made every object
     // a quarantine object: nothing was stored and every message deleted.)
