@@ -14,23 +14,11 @@ TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:fleetwatch-alerts"
 FLEETWATCH_IMAGE_SERVICES = ("bootstrap", "worker", "simulator")
 LOCALSTACK_IMAGE = "localstack/localstack:4.4.0"
 
-# The metric names the worker exports (issue 2 / the worker's /metrics).
-KNOWN_METRICS = {
-    "fleetwatch_sqs_messages_received_total",
-    "fleetwatch_sqs_messages_deleted_total",
-    "fleetwatch_sqs_messages_ignored_total",
-    "fleetwatch_sqs_messages_failed_total",
-    "fleetwatch_objects_processed_total",
-    "fleetwatch_records_total",
-    "fleetwatch_records_rejected_total",
-    "fleetwatch_alerts_published_total",
-    "fleetwatch_dynamodb_unprocessed_retries_total",
-    "fleetwatch_messages_in_flight",
-    "fleetwatch_sqs_visibility_extensions_total",
-    "fleetwatch_object_duration_seconds",
-    "fleetwatch_inference_duration_seconds",
-    "fleetwatch_queue_lag_seconds",
-}
+# The metric names the worker exports, read from their one home, src/metrics.rs,
+# so a dashboard panel cannot name a metric that does not exist.
+KNOWN_METRICS = set(
+    re.findall(r'pub const [A-Z_]+: &str = "(fleetwatch_[a-z_]+)";', (ROOT / "src/metrics.rs").read_text())
+)
 HISTOGRAMS = {m for m in KNOWN_METRICS if m.endswith("_seconds")}
 
 
