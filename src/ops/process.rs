@@ -838,7 +838,7 @@ fn print_summary(
         ));
         for a in &totals.would_send {
             out.push_str(&format!(
-                "  alert {} {}: {} breaches {}..{}, worst {} at {} ({}/{})\n",
+                "  alert {} {}: {} breaches {}..{}, worst {} at {} ({})\n",
                 a.device_id,
                 a.rule,
                 a.count,
@@ -846,8 +846,11 @@ fn print_summary(
                 a.last,
                 a.worst_value,
                 a.worst_at,
-                a.bucket,
-                a.key
+                if a.bucket == LOCAL_BUCKET {
+                    a.key.clone()
+                } else {
+                    format!("s3://{}/{}", a.bucket, a.key)
+                }
             ));
         }
     } else {
