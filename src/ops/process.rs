@@ -45,6 +45,8 @@ pub const LOCAL_BUCKET: &str = "local";
 /// A held step of a backfill gives up after this long (there is no SQS
 /// lease to respect; this only bounds a run stuck on a dead dependency).
 const HOLD_LIMIT: Duration = Duration::from_secs(3600);
+/// Alerts a dry run lists one by one; the rest are counted.
+const ALERTS_LISTED: usize = 20;
 
 /// Why `fleetwatch process` stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +242,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
     let mut totals = Totals::default();
     let mut progress = Progress::new(total, settings.progress_interval);
     let mut interrupts = 0;
+    let mut signals = Signals::new();
     loop {
         tokio::select! {
             finished = rx.recv() => {
@@ -253,7 +256,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
                 }
                 progress.update(&totals, started);
             }
-            _ = tokio::signal::ctrl_c() => {
+            () = signals.next() => {
                 interrupts += 1;
                 stop.cancel();
                 if interrupts == 1 {
@@ -304,6 +307,54 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
         });
     }
     Ok(())
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened to for the whole run so that no
+/// signal arriving between two waits is missed.
+struct Signals {
+    #[cfg(unix)]
+    /// SIGINT and SIGTERM streams (`None` if they could not be set up).
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for Ctrl-C; the run cannot be interrupted cleanly");
+                    None
+                }
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        match &mut self.streams {
+            Some((int, term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Folds one finished object into the totals. Returns whether the object
@@ -731,7 +782,7 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             let style = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} objects · {msg} · {per_sec} · ETA {eta}",
+                "{bar:30} {pos}/{len} objects · {msg} · ETA {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
@@ -746,8 +797,9 @@ impl Progress {
     }
 
     fn update(&mut self, totals: &Totals, started: Instant) {
+        let readings_per_second = totals.stored as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let message = format!(
-            "{} readings, {} rejected",
+            "{} readings ({readings_per_second:.0}/s), {} rejected",
             totals.stored,
             totals.rejected_count()
         );
@@ -767,6 +819,7 @@ impl Progress {
             objects = totals.done,
             total = self.total,
             readings = totals.stored,
+            readings_per_second = format!("{readings_per_second:.0}"),
             rejected = totals.rejected_count(),
             objects_per_second = format!("{rate:.1}"),
             eta_seconds = format!("{eta:.0}"),
@@ -827,16 +880,15 @@ fn print_summary(
         out.push_str(&format!("  rejected {reason}: {n}\n"));
     }
     if dry_run {
-        out.push_str(&format!(
-            "alerts: {} would be sent{}\n",
-            totals.would_send.len(),
-            if sends_alerts {
-                ""
-            } else {
-                " (no topic is configured or --no-alerts is given: none would be)"
-            }
-        ));
-        for a in &totals.would_send {
+        let n = totals.would_send.len();
+        if sends_alerts {
+            out.push_str(&format!("alerts: {n} would be sent\n"));
+        } else {
+            out.push_str(&format!(
+                "alerts: {n} raised, none would be sent (--no-alerts, or FLEETWATCH_ALERT_TOPIC_ARN is unset)\n"
+            ));
+        }
+        for a in totals.would_send.iter().take(ALERTS_LISTED) {
             out.push_str(&format!(
                 "  alert {} {}: {} breaches {}..{}, worst {} at {} ({})\n",
                 a.device_id,
@@ -863,6 +915,12 @@ fn print_summary(
             } else {
                 " (not sent: --no-alerts or no FLEETWATCH_ALERT_TOPIC_ARN)"
             }
+        ));
+    }
+    if totals.would_send.len() > ALERTS_LISTED {
+        out.push_str(&format!(
+            "  … and {} more\n",
+            totals.would_send.len() - ALERTS_LISTED
         ));
     }
     let secs = elapsed.as_secs_f64();
