@@ -176,6 +176,47 @@ async fn a_backfill_of_a_partly_processed_prefix_adds_exactly_the_rest_and_a_rer
     assert_eq!(stored(&stack).await, want);
     assert!(stack.drain_alerts().await.is_empty());
 
+    // LastModified and key filters (a dry run: nothing is written).
+    let bucket_url = format!("s3://{}/fleet/", stack.resources.bucket);
+    let none = process(
+        &moto,
+        &setup,
+        &[&bucket_url, "--dry-run", "--until", "2001-01-01T00:00:00Z"],
+    );
+    assert!(none.status.success(), "{}", text(&none.stderr));
+    assert!(text(&none.stdout).contains("objects: 0 of 0 done"));
+    let recent = process(
+        &moto,
+        &setup,
+        &[
+            &bucket_url,
+            "--dry-run",
+            "--since",
+            "1h",
+            "--include",
+            "fleet/2025/*",
+        ],
+    );
+    let stdout = text(&recent.stdout);
+    assert!(recent.status.success(), "{}", text(&recent.stderr));
+    assert!(
+        stdout.contains("objects: 3 of 3 done, all processed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("readings: 70 built"), "{stdout}");
+    assert_eq!(stored(&stack).await, want);
+
+    // A missing table is named at once, before any object is held on it.
+    let no_table = process(&moto, &setup, &[&bucket_url, "--table", "no-such-table"]);
+    assert!(!no_table.status.success());
+    let stderr = text(&no_table.stderr);
+    assert!(
+        stderr.contains(
+            "the table no-such-table (FLEETWATCH_TABLE) cannot be used: it does not exist"
+        ),
+        "{stderr}"
+    );
+
     // A missing bucket is named, with a failing exit status.
     let missing = process(&moto, &setup, &["s3://no-such-bucket-here/x/"]);
     assert!(!missing.status.success());

@@ -75,6 +75,8 @@ pub enum ProcessCommandError {
     },
     #[error("{0}")]
     Model(String),
+    #[error("the table {table} (FLEETWATCH_TABLE) cannot be used: {message}")]
+    Table { table: String, message: String },
     #[error("checkpoint file {path}: {error}; check the path and its permissions")]
     Checkpoint {
         path: PathBuf,
@@ -186,6 +188,9 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
         Input::Local(patterns) => list_local(patterns, &settings)?,
     };
     let listed = targets.len();
+    if !settings.dry_run && !targets.is_empty() {
+        check_table(&clients.dynamodb, &settings.pipeline.table).await?;
+    }
 
     let finished_before = match (&settings.checkpoint, settings.resume) {
         (Some(path), true) => read_checkpoint(path)?,
@@ -604,6 +609,39 @@ fn list_local(
             }
         })
         .collect())
+}
+
+/// Fails at once, naming the table, when readings cannot be written to
+/// it (absent, or no permission), instead of holding every object on it.
+async fn check_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), ProcessCommandError> {
+    let probe = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("device_id = :probe")
+        .expression_attribute_values(
+            ":probe",
+            aws_sdk_dynamodb::types::AttributeValue::S("alert#fleetwatch-preflight".into()),
+        )
+        .limit(1)
+        .send()
+        .await;
+    let Err(e) = probe else { return Ok(()) };
+    let code = e.code().unwrap_or_default();
+    let message = if code == "ResourceNotFoundException" {
+        "it does not exist; create it with `fleetwatch bootstrap`, or check the name and AWS_REGION"
+            .to_owned()
+    } else if code.contains("AccessDenied") {
+        "access denied: the credentials need dynamodb:Query and dynamodb:BatchWriteItem on it (and dynamodb:UpdateItem for the alert ledger)".to_owned()
+    } else {
+        format!("the probe Query failed: {}", DisplayErrorContext(&e))
+    };
+    Err(ProcessCommandError::Table {
+        table: table.to_owned(),
+        message,
+    })
 }
 
 /// Clients that are never called (a dry run of local files): built from
