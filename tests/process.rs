@@ -45,6 +45,7 @@ fn process_command(moto: &Moto, setup: &Bootstrapped, args: &[&str]) -> Command 
         .args(args)
         .envs(moto.env())
         .envs(setup.exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("FLEETWATCH_LOG_FORMAT", "json")
         .stdin(Stdio::null());
     command
 }
@@ -137,6 +138,12 @@ async fn a_backfill_of_a_partly_processed_prefix_adds_exactly_the_rest_and_a_rer
         "{stdout}"
     );
     assert!(stdout.contains("readings: 80 stored"), "{stdout}");
+    // stderr is not a terminal here: progress comes as plain log lines.
+    let stderr = text(&first.stderr);
+    assert!(
+        stderr.contains(r#""message":"progress","objects":4,"total":4,"readings":80"#),
+        "{stderr}"
+    );
     let want: BTreeSet<_> = expected(&early)
         .into_iter()
         .chain(expected(&late))
