@@ -94,6 +94,9 @@ pub enum Command {
     /// Generate realistic fleet telemetry (and its ground truth) into a
     /// directory or straight into S3.
     Simulate(SimulateSettings),
+    /// Backfill or reprocess objects that already exist (an S3 prefix, or
+    /// local files) through exactly the worker's pipeline.
+    Process(Box<ProcessSettings>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,13 +115,43 @@ pub enum InferenceBackend {
     None,
 }
 
-/// Settings of `fleetwatch worker`.
+/// Settings of `fleetwatch worker`: the queue and the worker's own server
+/// and shutdown, over the [`PipelineSettings`] it shares with `process`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerSettings {
     /// URL of the SQS queue that receives the bucket's notifications.
     #[arg(long, env = "FLEETWATCH_QUEUE_URL", value_parser = parse_queue_url)]
     pub queue_url: String,
 
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "FLEETWATCH_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_socket_addr)]
+    pub metrics_addr: SocketAddr,
+
+    /// Time in-flight messages get to finish after SIGTERM before they are returned to the queue.
+    #[arg(long, env = "FLEETWATCH_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Every setting of the pipeline (parsers, model, table, alerts, limits).
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+}
+
+/// `settings.table` and the like read the shared pipeline settings, so the
+/// worker's code is the same as before they were split out.
+impl std::ops::Deref for WorkerSettings {
+    type Target = PipelineSettings;
+
+    fn deref(&self) -> &PipelineSettings {
+        &self.pipeline
+    }
+}
+
+/// The settings of an object's way through the pipeline, the same for the
+/// worker and for `fleetwatch process` (same flags, same `FLEETWATCH_*`
+/// variables), so a backfill parses, predicts, stores and alerts exactly as
+/// the worker does.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineSettings {
     /// DynamoDB table for readings (partition key `device_id` S, sort key `timestamp` S).
     #[arg(long, env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
     pub table: String,
@@ -182,14 +215,6 @@ pub struct WorkerSettings {
     #[arg(long, env = "FLEETWATCH_CONCURRENCY", default_value_t = 8, value_parser = parse_concurrency)]
     pub concurrency: usize,
 
-    /// Address of the /metrics, /healthz and /readyz server.
-    #[arg(long, env = "FLEETWATCH_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_socket_addr)]
-    pub metrics_addr: SocketAddr,
-
-    /// Time in-flight messages get to finish after SIGTERM before they are returned to the queue.
-    #[arg(long, env = "FLEETWATCH_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
-
     /// Visibility timeout requested for each received message; it is
     /// extended at half this interval while the message is being processed.
     #[arg(long, env = "FLEETWATCH_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_visibility_timeout)]
@@ -238,6 +263,100 @@ pub struct WorkerSettings {
 
     #[command(flatten)]
     pub timeouts: TimeoutSettings,
+}
+
+// ---- fleetwatch process ----------------------------------------------------
+
+/// Settings of `fleetwatch process`: what to read, and how; the pipeline's
+/// settings are the worker's own.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessSettings {
+    /// What to process: `s3://bucket/prefix` (every object under the
+    /// prefix), or local files and globs (`./data/*.jsonl.gz`). Required
+    /// (checked when the command runs, so `--print-settings` works alone).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Only S3 objects last modified at or after this: RFC 3339
+    /// (`2026-11-30T00:00:00Z`) or a duration back from now (`2h`, `7d`).
+    #[arg(long, value_parser = parse_when)]
+    pub since: Option<When>,
+
+    /// Only S3 objects last modified before this (same forms as `--since`).
+    #[arg(long, value_parser = parse_when)]
+    pub until: Option<When>,
+
+    /// Only keys (or paths) matching this glob (`*` crosses `/`); repeatable.
+    #[arg(long, value_parser = parse_glob)]
+    pub include: Vec<glob::Pattern>,
+
+    /// Skip keys (or paths) matching this glob; repeatable, wins over `--include`.
+    #[arg(long, value_parser = parse_glob)]
+    pub exclude: Vec<glob::Pattern>,
+
+    /// Publish no alert (reprocess history quietly, e.g. after a model update).
+    #[arg(long)]
+    pub no_alerts: bool,
+
+    /// Parse, predict and build the items and alerts, but send nothing; print
+    /// the counts, readings/s and CPU seconds. Local files need no AWS access.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Record each finished object in this file (one line each), so an
+    /// interrupted run can be resumed with `--resume`.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<std::path::PathBuf>,
+
+    /// Skip the objects the `--checkpoint` file lists as finished.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+
+    /// Seconds between two progress lines when stderr is not a terminal.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+
+    /// The worker's pipeline settings (same flags and variables).
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+}
+
+/// A point in time given as `--since`/`--until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// An absolute time, Unix milliseconds.
+    At(i64),
+    /// This long before the command starts.
+    Ago(Duration),
+}
+
+impl When {
+    /// Unix milliseconds, relative ones counted back from `now_millis`.
+    pub fn unix_millis(self, now_millis: i64) -> i64 {
+        match self {
+            When::At(ms) => ms,
+            When::Ago(d) => now_millis - d.as_millis() as i64,
+        }
+    }
+}
+
+fn parse_when(s: &str) -> Result<When, String> {
+    // A time has a date (`-`); a duration never does.
+    if s.contains('-') {
+        return crate::telemetry::parse_timestamp(s)
+            .map(|t| When::At(t.unix_millis()))
+            .map_err(|_| {
+                format!("expected an RFC 3339 time like 2026-11-30T00:00:00Z, got {s:?}")
+            });
+    }
+    parse_duration(s).map(When::Ago).map_err(|_| {
+        format!("expected an RFC 3339 time like 2026-11-30T00:00:00Z or a duration back from now like 2h or 7d, got {s:?}")
+    })
+}
+
+fn parse_glob(s: &str) -> Result<glob::Pattern, String> {
+    glob::Pattern::new(s)
+        .map_err(|e| format!("expected a glob like `*.jsonl.gz` or `2026/11/*`: {e}"))
 }
 
 // ---- Timeouts and liveness -------------------------------------------------
@@ -513,7 +632,7 @@ fn parse_probability(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRules(pub Vec<AlertRule>);
 
-impl WorkerSettings {
+impl PipelineSettings {
     /// Checks the settings that depend on each other.
     pub fn validate(&self) -> Result<(), String> {
         if self.inference == InferenceBackend::Sagemaker

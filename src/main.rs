@@ -46,6 +46,7 @@ fn main() -> ExitCode {
                 .await
                 .context("healthcheck failed"),
             Command::Simulate(settings) => run_simulate(settings).await,
+            Command::Process(settings) => Ok(fleetwatch::ops::process::run(*settings).await?),
         }
     });
     match result {

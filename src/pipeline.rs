@@ -23,21 +23,26 @@
 //! DynamoDB or the inference backend fails, the step is retried in place
 //! and nothing already stored is redone. A transient failure while reading
 //! the object restarts the object (its readings are rewritten, idempotently).
+//!
+//! The same stages serve `fleetwatch process`: [`Pipeline::process_from`]
+//! reads an object from S3 or from a local file ([`Source`]), and in
+//! [`Mode::DryRun`] builds the items and alerts exactly as for real but
+//! writes, quarantines and publishes nothing.
 
-use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
-use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, MAX_OPEN_ALERTS};
+use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
 use crate::metrics;
 use crate::notification::ObjectRef;
-use crate::object_reader::{self, Limits, Line, LineReader, ReadError};
+use crate::object_reader::{self, Limits, Line, LineReader, ObjectBody, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
 use crate::retry::{self, Attempt, StepError};
 use crate::storage::{self, ItemRejectReason, ReadingStore, StoreError};
@@ -100,6 +105,30 @@ pub struct ObjectReport {
     pub alerts: u64,
     pub bytes: u64,
     pub gzip: bool,
+    /// `rejected`, by reason (the `reason` label of
+    /// `fleetwatch_records_rejected_total`), for `process`'s summary.
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// Where an object's bytes come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// `GetObject` of the object (what the worker does).
+    S3,
+    /// A local file (`fleetwatch process ./data/*.jsonl.gz`); the object's
+    /// bucket and key only name it in items, logs and alerts.
+    File(&'a std::path::Path),
+}
+
+/// Whether processing sends anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Store the readings, write the quarantine, publish early alerts.
+    Live,
+    /// Build the items and alerts but send nothing (`process --dry-run`);
+    /// every alert is returned. The cooldown shapes the alerts as the
+    /// ledger's would, since there may be no sink to take it from.
+    DryRun { alert_cooldown: Duration },
 }
 
 /// An object processed to its end, and the alerts its readings raised,
@@ -222,11 +251,23 @@ impl Pipeline {
         object: &ObjectRef,
         attempt: Attempt<'_>,
     ) -> Result<Processed, ProcessError> {
+        self.process_from(object, Source::S3, Mode::Live, attempt)
+            .await
+    }
+
+    /// [`Pipeline::process_object`] from any [`Source`], live or dry.
+    pub async fn process_from(
+        &self,
+        object: &ObjectRef,
+        source: Source<'_>,
+        mode: Mode,
+        attempt: Attempt<'_>,
+    ) -> Result<Processed, ProcessError> {
         let started = Instant::now();
         // Only reading errors are retried here, by reading the object again:
         // every other step was held where it failed.
         let result = retry::hold(attempt, "reading the object", || async {
-            match self.run(object, attempt).await {
+            match self.run(object, source, mode, attempt).await {
                 Err(ProcessError::Read(e)) => Err(e),
                 other => Ok(other),
             }
@@ -262,6 +303,8 @@ impl Pipeline {
     async fn run(
         &self,
         object: &ObjectRef,
+        source: Source<'_>,
+        mode: Mode,
         attempt: Attempt<'_>,
     ) -> Result<Processed, ProcessError> {
         if self
@@ -275,7 +318,11 @@ impl Pipeline {
                 alerts: Vec::new(),
             });
         }
-        let body = match object_reader::open(&self.s3, object).await {
+        let opened = match source {
+            Source::S3 => object_reader::open(&self.s3, object).await,
+            Source::File(path) => open_file(path, object).await,
+        };
+        let body = match opened {
             Ok(body) => body,
             Err(ReadError::Missing { code, .. }) => {
                 tracing::warn!(bucket = %object.bucket, key = %object.key, %code, "object does not exist; nothing to process");
@@ -286,7 +333,7 @@ impl Pipeline {
             }
             Err(e) => return Err(ProcessError::Read(e)),
         };
-        let mut object_run = ObjectRun::new(self, object, attempt);
+        let mut object_run = ObjectRun::new(self, object, mode, attempt);
         let max = self.limits.max_object_bytes;
         if let Some(length) = body.content_length.filter(|&l| l > 0 && l as u64 > max) {
             let reason =
@@ -434,6 +481,10 @@ struct ObjectRun<'p> {
     object: &'p ObjectRef,
     /// The message attempt this object belongs to: its held steps share it.
     attempt: Attempt<'p>,
+    /// Live, or a dry run that sends nothing.
+    mode: Mode,
+    /// In a dry run, the alerts a live run would have published early.
+    held_alerts: Vec<Alert>,
     /// Readings read but not yet predicted and stored.
     chunk: Chunk,
     /// The devices' recent readings, for the features of the next chunks.
@@ -449,17 +500,27 @@ struct ObjectRun<'p> {
 }
 
 impl<'p> ObjectRun<'p> {
-    fn new(pipeline: &'p Pipeline, object: &'p ObjectRef, attempt: Attempt<'p>) -> Self {
+    fn new(
+        pipeline: &'p Pipeline,
+        object: &'p ObjectRef,
+        mode: Mode,
+        attempt: Attempt<'p>,
+    ) -> Self {
         // The ledger's windows; without a sink they only shape the count.
-        let cooldown = pipeline
-            .alerts
-            .as_ref()
-            .map(|sink| sink.ledger.cooldown())
-            .unwrap_or_default();
+        let cooldown = match mode {
+            Mode::DryRun { alert_cooldown } => Cooldown::new(alert_cooldown),
+            Mode::Live => pipeline
+                .alerts
+                .as_ref()
+                .map(|sink| sink.ledger.cooldown())
+                .unwrap_or_default(),
+        };
         ObjectRun {
             pipeline,
             object,
             attempt,
+            mode,
+            held_alerts: Vec::new(),
             chunk: Chunk::default(),
             features: FeatureContext::new(MAX_CONTEXT_DEVICES),
             keys: KeyLedger::default(),
@@ -541,11 +602,18 @@ impl<'p> ObjectRun<'p> {
                 storage::item(reading, prediction(i), source, &ingested_at, expires_at)
             })
             .collect();
-        let written = retry::hold(self.attempt, "storing readings", || {
-            store.write(items.clone())
-        })
-        .await?;
-        for rejected in &written.rejected {
+        let refused_by_store = match self.mode {
+            Mode::Live => {
+                retry::hold(self.attempt, "storing readings", || {
+                    store.write(items.clone())
+                })
+                .await?
+                .rejected
+            }
+            // The items were built; nothing is sent.
+            Mode::DryRun { .. } => Vec::new(),
+        };
+        for rejected in &refused_by_store {
             let Some(&i) = kept.get(rejected.index) else {
                 continue;
             };
@@ -577,6 +645,10 @@ impl<'p> ObjectRun<'p> {
     async fn deliver_early(&mut self) -> Result<(), ProcessError> {
         let alerts = self.breaches.take();
         self.alerts += alerts.len() as u64;
+        if let Mode::DryRun { .. } = self.mode {
+            self.held_alerts.extend(alerts);
+            return Ok(());
+        }
         let (pipeline, owner) = (self.pipeline, self.attempt.owner);
         retry::hold(self.attempt, "publishing alerts", || {
             pipeline.deliver_alerts(&alerts, owner)
@@ -606,9 +678,16 @@ impl<'p> ObjectRun<'p> {
         } else {
             tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, devices = report.devices, "devices in the object");
         }
-        let alerts = self.breaches.take();
-        report.alerts = self.alerts + alerts.len() as u64;
-        if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
+        let last = self.breaches.take();
+        report.alerts = self.alerts + last.len() as u64;
+        let mut alerts = std::mem::take(&mut self.held_alerts);
+        alerts.extend(last);
+        report.rejected_by_reason = std::mem::take(&mut self.rejections.by_reason);
+        let records = self.rejections.finish();
+        if self.mode != Mode::Live {
+            return Ok((report, alerts));
+        }
+        if let (Some(q), Some(records)) = (&self.pipeline.quarantine, records) {
             retry::hold(self.attempt, "writing the quarantine", || {
                 q.write(self.object, &records)
             })
@@ -775,6 +854,8 @@ impl Hasher for Passthrough {
 struct RejectionLog<'a> {
     object: &'a ObjectRef,
     count: u64,
+    /// `count` by reason, for the object's report.
+    by_reason: BTreeMap<&'static str, u64>,
     quarantine: Option<QuarantineRecords>,
 }
 
@@ -783,12 +864,14 @@ impl<'a> RejectionLog<'a> {
         RejectionLog {
             object,
             count: 0,
+            by_reason: BTreeMap::new(),
             quarantine: quarantine.then(QuarantineRecords::default),
         }
     }
 
     fn record(&mut self, line: u64, reason: &'static str, detail: &str, text: Option<&str>) {
         self.count += 1;
+        *self.by_reason.entry(reason).or_default() += 1;
         metrics::record_rejected(reason);
         if let Some(q) = &mut self.quarantine {
             q.line(line, reason, detail, text);
@@ -840,6 +923,28 @@ fn excerpt(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// Opens a local file as an object body. A file that cannot be opened
+/// (absent, unreadable) is a missing object: opening it again would fail
+/// the same way.
+async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectBody, ReadError> {
+    let opened = match tokio::fs::File::open(path).await {
+        Ok(file) => file.metadata().await.map(|m| (file, m.len())),
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok((file, len)) => Ok(ObjectBody {
+            content_length: i64::try_from(len).ok(),
+            content_encoding: None,
+            body: Box::new(file),
+        }),
+        Err(e) => Err(ReadError::Missing {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            code: e.to_string(),
+        }),
+    }
 }
 
 fn now() -> Timestamp {
