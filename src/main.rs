@@ -46,6 +46,7 @@ fn main() -> ExitCode {
                 .await
                 .context("healthcheck failed"),
             Command::Simulate(settings) => run_simulate(settings).await,
+            Command::Dlq(settings) => run_dlq(settings).await,
         }
     });
     match result {
@@ -369,6 +370,71 @@ async fn run_simulate(settings: config::SimulateSettings) -> anyhow::Result<()> 
             bucket = %target.bucket, prefix = %target.prefix, files = summary.files, readings = summary.readings,
             bytes = summary.bytes, seconds = started.elapsed().as_secs_f64(), "uploaded the fleet"
         );
+    }
+    Ok(())
+}
+
+/// `fleetwatch dlq list | redrive | purge`: see `fleetwatch::ops::dlq`.
+/// Results go to stdout, warnings and progress to the log (stderr).
+async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
+    use fleetwatch::ops::dlq;
+    let sdk = aws::load().await;
+    let clients = aws::Clients::new(&sdk, false);
+    let sqs = &clients.sqs;
+    let queues = dlq::locate(
+        sqs,
+        settings.queue_url.as_deref(),
+        settings.dlq_url.as_deref(),
+    )
+    .await?;
+    match settings.action.unwrap_or_default() {
+        config::DlqAction::List(list) => {
+            let listing = dlq::list(sqs, &queues.dlq_url, list.max_messages).await?;
+            if let Some(n) = listing.own_max_receive_count {
+                tracing::warn!(
+                    dlq = %queues.dlq_url,
+                    "the dead-letter queue has a redrive policy of its own (maxReceiveCount {n}): each listing counts as a receive, so a message listed often enough is moved on from it; remove that policy"
+                );
+            }
+            if listing.truncated {
+                tracing::warn!(
+                    "more than {} messages: only the first are shown (--max-messages)",
+                    list.max_messages
+                );
+            }
+            match list.format {
+                config::OutputFormat::Table => print!("{}", dlq::render_table(&listing.messages)),
+                config::OutputFormat::Json => println!("{}", dlq::render_json(&listing.messages)),
+            }
+        }
+        config::DlqAction::Redrive(redrive) => {
+            let outcome = if redrive.all {
+                dlq::redrive_all(sqs, &queues, !redrive.no_move_task).await?
+            } else {
+                dlq::redrive_ids(sqs, &queues, &redrive.message_id).await?
+            };
+            let main = queues.main_url.as_deref().unwrap_or_default();
+            match outcome {
+                dlq::Redriven::MoveTask { handle, messages } => println!(
+                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn <the dead-letter queue's ARN>",
+                    queues.dlq_url
+                ),
+                dlq::Redriven::Moved { ids } => {
+                    println!(
+                        "moved {} message(s) from {} to {main}",
+                        ids.len(),
+                        queues.dlq_url
+                    );
+                    for id in ids {
+                        println!("{id}");
+                    }
+                }
+            }
+        }
+        config::DlqAction::Purge(purge) => {
+            let count = dlq::purge(sqs, &queues.dlq_url, purge.yes).await?;
+            println!("purged {count} message(s) from {}", queues.dlq_url);
+        }
     }
     Ok(())
 }
