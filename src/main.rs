@@ -381,6 +381,9 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
     let sdk = aws::load().await;
     let clients = aws::Clients::new(&sdk, false);
     let sqs = &clients.sqs;
+    // Ctrl-C/SIGTERM stop between messages; held messages are released.
+    let stop = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(stop.clone()));
     let queues = dlq::locate(
         sqs,
         settings.queue_url.as_deref(),
@@ -389,14 +392,16 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
     .await?;
     match settings.action.unwrap_or_default() {
         config::DlqAction::List(list) => {
-            let listing = dlq::list(sqs, &queues.dlq_url, list.max_messages).await?;
+            let listing = dlq::list(sqs, &queues.dlq_url, list.max_messages, &stop).await?;
             if let Some(n) = listing.own_max_receive_count {
                 tracing::warn!(
                     dlq = %queues.dlq_url,
                     "the dead-letter queue has a redrive policy of its own (maxReceiveCount {n}): each listing counts as a receive, so a message listed often enough is moved on from it; remove that policy"
                 );
             }
-            if listing.truncated {
+            if listing.interrupted {
+                tracing::warn!("interrupted: only the messages seen so far are shown");
+            } else if listing.truncated {
                 tracing::warn!(
                     "more than {} messages: only the first are shown (--max-messages)",
                     list.max_messages
@@ -409,14 +414,18 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
         }
         config::DlqAction::Redrive(redrive) => {
             let outcome = if redrive.all {
-                dlq::redrive_all(sqs, &queues, !redrive.no_move_task).await?
+                dlq::redrive_all(sqs, &queues, !redrive.no_move_task, &stop).await?
             } else {
-                dlq::redrive_ids(sqs, &queues, &redrive.message_id).await?
+                dlq::redrive_ids(sqs, &queues, &redrive.message_id, &stop).await?
             };
             let main = queues.main_url.as_deref().unwrap_or_default();
             match outcome {
-                dlq::Redriven::MoveTask { handle, messages } => println!(
-                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn <the dead-letter queue's ARN>",
+                dlq::Redriven::MoveTask {
+                    handle,
+                    source_arn,
+                    messages,
+                } => println!(
+                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn {source_arn}",
                     queues.dlq_url
                 ),
                 dlq::Redriven::Moved { ids } => {

@@ -453,6 +453,100 @@ async fn a_redrive_killed_half_way_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_redrive_between_messages_and_releases_the_rest_at_once() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let sent = dead_letter(&stack, 30).await;
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultConfig::new(9).latency(1.0, Duration::from_millis(60)),
+    )
+    .await;
+    let child = dlq_command(&moto, &proxy.endpoint, &stack, &["redrive", "--all"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("a few messages moved", WAIT, || async {
+        (queue_depth(&stack.clients, &stack.resources.queue_url)
+            .await
+            .0
+            >= 3)
+            .then_some(())
+    })
+    .await;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("interrupted after moving"),
+        "{}",
+        stderr(&output)
+    );
+    // Well inside the 60 s hold: the held messages were released, not left to expire.
+    let dlq_url = stack.resources.dead_letter_queue_url.clone();
+    wait_for(
+        "no message held in the dead-letter queue",
+        Duration::from_secs(20),
+        || async { (queue_depth(&stack.clients, &dlq_url).await.1 == 0).then_some(()) },
+    )
+    .await;
+    let (main, dlq_left) = assert_nothing_lost(&stack, &sent).await;
+    assert_eq!(
+        main + dlq_left,
+        30,
+        "stopped between messages: no duplicate"
+    );
+    assert!(main >= 3 && dlq_left >= 1, "main {main}, dlq {dlq_left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_warns_when_the_dead_letter_queue_has_its_own_redrive_policy() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    dead_letter(&stack, 1).await;
+    let inbox_arn = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.alert_inbox_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    stack
+        .clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.resources.dead_letter_queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            serde_json::json!({ "deadLetterTargetArn": inbox_arn, "maxReceiveCount": "10" })
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let output = dlq(&moto, &moto.endpoint, &stack, &["list"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("redrive policy of its own (maxReceiveCount 10)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output).lines().count(), 2, "{}", stdout(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_refuses_without_yes_and_says_how_many() {
     let moto = Moto::start();
     let stack = stack(&moto).await;

@@ -35,6 +35,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName,
 };
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::notification::{self, Notification};
 
@@ -83,6 +84,11 @@ pub enum DlqError {
         "not in the dead-letter queue {queue}: {ids:?} (already redriven, purged, expired, or held by another command; see `fleetwatch dlq list`)"
     )]
     NotFound { queue: String, ids: Vec<String> },
+    /// Ctrl-C (or SIGTERM) stopped the command between two messages.
+    #[error(
+        "interrupted after moving {moved} message(s); the messages held were made visible again, run the command again to go on"
+    )]
+    Interrupted { moved: usize },
     #[error(
         "purge would delete {count} message(s) from {queue}, which cannot be undone: run `fleetwatch dlq purge --yes` to do it"
     )]
@@ -311,13 +317,20 @@ pub struct Listing {
     pub messages: Vec<DlqMessage>,
     /// Whether `max_messages` stopped the listing before the queue was exhausted.
     pub truncated: bool,
+    /// Whether Ctrl-C stopped the listing (what was seen is shown).
+    pub interrupted: bool,
     /// The dead-letter queue's own `maxReceiveCount`, when it has a redrive
     /// policy (each listing brings its messages one receive closer to it).
     pub own_max_receive_count: Option<u64>,
 }
 
-async fn receive(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Message>, DlqError> {
-    Ok(sqs
+/// One receive, or `None` when `stop` is cancelled first.
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    stop: &CancellationToken,
+) -> Result<Option<Vec<Message>>, DlqError> {
+    let call = sqs
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(BATCH)
@@ -325,11 +338,16 @@ async fn receive(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Messa
         .wait_time_seconds(RECEIVE_WAIT_SECONDS)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .message_attribute_names("All")
-        .send()
-        .await
-        .map_err(|e| call_error("sqs:ReceiveMessage", queue_url, &e))?
-        .messages
-        .unwrap_or_default())
+        .send();
+    let call = async {
+        call.await
+            .map_err(|e| call_error("sqs:ReceiveMessage", queue_url, &e))
+    };
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => Ok(None),
+        out = call => Ok(Some(out?.messages.unwrap_or_default())),
+    }
 }
 
 /// Makes held messages visible again at once. Best effort: a message this
@@ -372,11 +390,13 @@ async fn release(sqs: &aws_sdk_sqs::Client, queue_url: &str, held: &[Message]) {
 }
 
 /// Lists up to `max_messages` messages without consuming any (see the
-/// module documentation).
+/// module documentation). `stop` ends the listing early (what was seen
+/// is shown, and everything held is released).
 pub async fn list(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
     max_messages: usize,
+    stop: &CancellationToken,
 ) -> Result<Listing, DlqError> {
     let own_max_receive_count = redrive_policy(sqs, dlq_url)
         .await?
@@ -384,9 +404,13 @@ pub async fn list(
     let mut held: Vec<Message> = Vec::new();
     let mut seen = HashSet::new();
     let mut truncated = false;
+    let mut interrupted = false;
     let result: Result<(), DlqError> = async {
         loop {
-            let batch = receive(sqs, dlq_url).await?;
+            let Some(batch) = receive(sqs, dlq_url, stop).await? else {
+                interrupted = true;
+                return Ok(());
+            };
             if batch.is_empty() {
                 return Ok(());
             }
@@ -417,6 +441,7 @@ pub async fn list(
     Ok(Listing {
         messages,
         truncated,
+        interrupted,
         own_max_receive_count,
     })
 }
@@ -477,6 +502,8 @@ pub enum Redriven {
     MoveTask {
         /// The task's handle (for `CancelMessageMoveTask`).
         handle: String,
+        /// The dead-letter queue's ARN, what `ListMessageMoveTasks` takes.
+        source_arn: String,
         /// Messages in the dead-letter queue when the task started.
         messages: u64,
     },
@@ -492,6 +519,7 @@ pub async fn redrive_all(
     sqs: &aws_sdk_sqs::Client,
     queues: &Queues,
     use_move_task: bool,
+    stop: &CancellationToken,
 ) -> Result<Redriven, DlqError> {
     let main_url = queues.main_url.as_deref().ok_or(DlqError::NoMainQueue)?;
     if use_move_task {
@@ -508,6 +536,7 @@ pub async fn redrive_all(
             Ok(out) => {
                 return Ok(Redriven::MoveTask {
                     handle: out.task_handle.unwrap_or_default(),
+                    source_arn: source,
                     messages,
                 });
             }
@@ -517,7 +546,7 @@ pub async fn redrive_all(
             ),
         }
     }
-    move_messages(sqs, &queues.dlq_url, main_url, None).await
+    move_messages(sqs, &queues.dlq_url, main_url, None, stop).await
 }
 
 /// Moves the given messages back to the worker's queue; fails naming the
@@ -526,10 +555,11 @@ pub async fn redrive_ids(
     sqs: &aws_sdk_sqs::Client,
     queues: &Queues,
     ids: &[String],
+    stop: &CancellationToken,
 ) -> Result<Redriven, DlqError> {
     let main_url = queues.main_url.as_deref().ok_or(DlqError::NoMainQueue)?;
     let wanted: HashSet<String> = ids.iter().cloned().collect();
-    let moved = move_messages(sqs, &queues.dlq_url, main_url, Some(&wanted)).await?;
+    let moved = move_messages(sqs, &queues.dlq_url, main_url, Some(&wanted), stop).await?;
     if let Redriven::Moved { ids: done } = &moved {
         let missing: Vec<String> = ids
             .iter()
@@ -553,25 +583,35 @@ async fn move_messages(
     dlq_url: &str,
     main_url: &str,
     wanted: Option<&HashSet<String>>,
+    stop: &CancellationToken,
 ) -> Result<Redriven, DlqError> {
     let mut moved: Vec<String> = Vec::new();
+    let mut done: HashSet<String> = HashSet::new();
     let mut held: Vec<Message> = Vec::new();
     let result: Result<(), DlqError> = async {
         loop {
-            if wanted.is_some_and(|w| w.len() == moved.len()) {
+            if wanted.is_some_and(|w| w.len() == done.len()) {
                 return Ok(());
             }
-            let batch = receive(sqs, dlq_url).await?;
+            let Some(batch) = receive(sqs, dlq_url, stop).await? else {
+                return Err(DlqError::Interrupted { moved: done.len() });
+            };
             if batch.is_empty() {
                 return Ok(());
             }
             let mut batch = batch.into_iter();
             while let Some(m) = batch.next() {
                 let id = m.message_id().unwrap_or_default().to_owned();
-                let take = wanted.is_none_or(|w| w.contains(&id)) && !moved.contains(&id);
+                let take = wanted.is_none_or(|w| w.contains(&id)) && !done.contains(&id);
                 if !take {
                     held.push(m);
                     continue;
+                }
+                // Between two messages, never between a send and its delete.
+                if stop.is_cancelled() {
+                    held.push(m);
+                    held.extend(batch);
+                    return Err(DlqError::Interrupted { moved: done.len() });
                 }
                 if let Err(e) = move_one(sqs, dlq_url, main_url, &m).await {
                     // This one and the rest of the batch go back at once;
@@ -581,6 +621,7 @@ async fn move_messages(
                     return Err(e);
                 }
                 tracing::info!(message_id = %id, "moved to the worker's queue");
+                done.insert(id.clone());
                 moved.push(id);
             }
         }
