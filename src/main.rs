@@ -408,8 +408,16 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
                 );
             }
             match list.format {
-                config::OutputFormat::Table => print!("{}", dlq::render_table(&listing.messages)),
-                config::OutputFormat::Json => println!("{}", dlq::render_json(&listing.messages)),
+                config::OutputFormat::Table if listing.messages.is_empty() => {
+                    emit(&format!(
+                        "the dead-letter queue {} is empty\n",
+                        queues.dlq_url
+                    ))?;
+                }
+                config::OutputFormat::Table => emit(&dlq::render_table(&listing.messages))?,
+                config::OutputFormat::Json => {
+                    emit(&format!("{}\n", dlq::render_json(&listing.messages)))?
+                }
             }
         }
         config::DlqAction::Redrive(redrive) => {
@@ -424,26 +432,43 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
                     handle,
                     source_arn,
                     messages,
-                } => println!(
-                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn {source_arn}",
+                } => emit(&format!(
+                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn {source_arn}\n",
                     queues.dlq_url
-                ),
+                ))?,
                 dlq::Redriven::Moved { ids } => {
-                    println!(
-                        "moved {} message(s) from {} to {main}",
+                    let mut text = format!(
+                        "moved {} message(s) from {} to {main}\n",
                         ids.len(),
                         queues.dlq_url
                     );
                     for id in ids {
-                        println!("{id}");
+                        text.push_str(&id);
+                        text.push('\n');
                     }
+                    emit(&text)?;
                 }
             }
         }
         config::DlqAction::Purge(purge) => {
             let count = dlq::purge(sqs, &queues.dlq_url, purge.yes).await?;
-            println!("purged {count} message(s) from {}", queues.dlq_url);
+            emit(&format!(
+                "purged {count} message(s) from {}\n",
+                queues.dlq_url
+            ))?;
         }
     }
     Ok(())
+}
+
+/// Writes command output to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
 }

@@ -541,7 +541,9 @@ pub async fn redrive_all(
                 });
             }
             Err(e) => tracing::warn!(
-                error = %DisplayErrorContext(&e),
+                code = e.code().unwrap_or("none"),
+                http_status = e.raw_response().map_or(0, |r| r.status().as_u16()),
+                message = e.message().unwrap_or_default(),
                 "StartMessageMoveTask is not available here; moving the messages one by one (receive, send, delete)"
             ),
         }
