@@ -589,6 +589,39 @@ async fn a_queue_without_a_redrive_policy_is_named() {
         text.contains("has no RedrivePolicy") && text.contains("--dlq-url"),
         "{text}"
     );
+
+    let missing = format!("{}/123456789012/no-such-dlq", moto.endpoint);
+    let output = dlq(
+        &moto,
+        &moto.endpoint,
+        &stack,
+        &["--dlq-url", &missing, "list"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("on {missing} failed")) && text.contains("does not exist"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_cut_by_max_messages_says_so_and_releases_everything() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    dead_letter(&stack, 12).await;
+    let args = ["list", "--format", "json", "--max-messages", "5"];
+    let output = dlq(&moto, &moto.endpoint, &stack, &args).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(listed.len(), 5);
+    assert!(
+        stderr(&output).contains("only the first are shown"),
+        "{}",
+        stderr(&output)
+    );
+    wait_visible(&stack, &stack.resources.dead_letter_queue_url, 12).await;
 }
 
 /// The empty-value rule (tests/settings.rs checks the `dlq` level) for
