@@ -13,7 +13,9 @@
 //! harmless on a dead-letter queue without a redrive policy of its own (the
 //! normal set-up, checked and warned about otherwise, as each listing would
 //! bring its messages one receive closer to being moved on). The receive
-//! count shown is the one before the listing's own receive.
+//! count shown is the one before the listing's own receive. A listing that
+//! outlasts [`HOLD`] (tens of thousands of messages) stops when a receive
+//! brings only messages it has already seen.
 //!
 //! # Redriving without losing
 //!
@@ -24,7 +26,10 @@
 //! received, sent to the worker's queue with the same body and attributes,
 //! and only then deleted from the dead-letter queue. An interruption between
 //! the send and the delete leaves the message in both queues: a duplicate,
-//! harmless because processing is idempotent; never a loss.
+//! harmless because processing is idempotent; never a loss. A message the
+//! worker dead-letters again while a long `--all` runs (it needs
+//! `maxReceiveCount` failed receives, so minutes) may be moved a second
+//! time in the same run.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -414,12 +419,18 @@ pub async fn list(
             if batch.is_empty() {
                 return Ok(());
             }
+            let before = seen.len();
             for m in batch {
                 // Held messages are not received again; a duplicate
                 // delivery of one (standard queues) is shown once, and
                 // every receipt is released.
                 seen.insert(m.message_id().unwrap_or_default().to_owned());
                 held.push(m);
+            }
+            // Only messages already seen: their hold expired (a listing
+            // longer than HOLD), so the queue is going round; stop.
+            if seen.len() == before {
+                return Ok(());
             }
             // One message past the limit tells a full queue from a cut one.
             if seen.len() > max_messages {
@@ -589,6 +600,7 @@ async fn move_messages(
 ) -> Result<Redriven, DlqError> {
     let mut moved: Vec<String> = Vec::new();
     let mut done: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut held: Vec<Message> = Vec::new();
     let result: Result<(), DlqError> = async {
         loop {
@@ -599,6 +611,16 @@ async fn move_messages(
                 return Err(DlqError::Interrupted { moved: done.len() });
             };
             if batch.is_empty() {
+                return Ok(());
+            }
+            // Only messages already looked at (held past their HOLD, or
+            // delivered twice): everything has been seen once; stop.
+            let fresh = batch
+                .iter()
+                .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()))
+                .count();
+            if fresh == 0 {
+                held.extend(batch);
                 return Ok(());
             }
             let mut batch = batch.into_iter();
