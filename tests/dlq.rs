@@ -664,3 +664,78 @@ fn nested_actions_follow_the_empty_value_rule() {
         "redrive needs --all or --message-id"
     );
 }
+
+/// moto has no `StartMessageMoveTask`, so the path taken where SQS has it
+/// is checked against a mocked SQS: `--all` starts one task from the
+/// dead-letter queue to the worker's queue, and receives nothing itself.
+#[tokio::test]
+async fn a_full_redrive_uses_start_message_move_task_where_sqs_has_it() {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput;
+    use aws_sdk_sqs::operation::start_message_move_task::StartMessageMoveTaskOutput;
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+    use fleetwatch::ops::dlq::{Queues, Redriven, redrive_all};
+    use tokio_util::sync::CancellationToken;
+
+    const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:";
+    let attributes = mock!(aws_sdk_sqs::Client::get_queue_attributes).then_compute_output(|r| {
+        let name = r
+            .queue_url()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let wants_arn = r.attribute_names().contains(&QueueAttributeName::QueueArn);
+        let out = GetQueueAttributesOutput::builder();
+        if wants_arn {
+            out.attributes(QueueAttributeName::QueueArn, format!("{ARN}{name}"))
+                .build()
+        } else {
+            out.attributes(QueueAttributeName::ApproximateNumberOfMessages, "7")
+                .attributes(
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                    "0",
+                )
+                .build()
+        }
+    });
+    let task = mock!(aws_sdk_sqs::Client::start_message_move_task)
+        .match_requests(|r| {
+            r.source_arn() == Some(&format!("{ARN}fleet-dlq"))
+                && r.destination_arn() == Some(&format!("{ARN}fleet"))
+        })
+        .then_output(|| {
+            StartMessageMoveTaskOutput::builder()
+                .task_handle("task-1")
+                .build()
+        });
+    let interceptor = MockResponseInterceptor::new()
+        .rule_mode(RuleMode::MatchAny)
+        .with_rule(&attributes)
+        .with_rule(&task);
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    let sqs = aws_sdk_sqs::Client::from_conf(config);
+    let queues = Queues {
+        dlq_url: "https://sqs.us-east-1.amazonaws.com/123456789012/fleet-dlq".into(),
+        main_url: Some("https://sqs.us-east-1.amazonaws.com/123456789012/fleet".into()),
+    };
+    let outcome = redrive_all(&sqs, &queues, true, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Redriven::MoveTask {
+            handle: "task-1".into(),
+            source_arn: format!("{ARN}fleet-dlq"),
+            messages: 7,
+        }
+    );
+    assert_eq!(task.num_calls(), 1);
+}
