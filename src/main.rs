@@ -47,6 +47,7 @@ fn main() -> ExitCode {
                 .context("healthcheck failed"),
             Command::Simulate(settings) => run_simulate(settings).await,
             Command::Process(settings) => Ok(fleetwatch::ops::process::run(*settings).await?),
+            Command::Dlq(settings) => run_dlq(settings).await,
         }
     });
     match result {
@@ -372,4 +373,103 @@ async fn run_simulate(settings: config::SimulateSettings) -> anyhow::Result<()> 
         );
     }
     Ok(())
+}
+
+/// `fleetwatch dlq list | redrive | purge`: see `fleetwatch::ops::dlq`.
+/// Results go to stdout, warnings and progress to the log (stderr).
+async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
+    use fleetwatch::ops::dlq;
+    let sdk = aws::load().await;
+    let clients = aws::Clients::new(&sdk, false);
+    let sqs = &clients.sqs;
+    // Ctrl-C/SIGTERM stop between messages; held messages are released.
+    let stop = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(stop.clone()));
+    let queues = dlq::locate(
+        sqs,
+        settings.queue_url.as_deref(),
+        settings.dlq_url.as_deref(),
+    )
+    .await?;
+    match settings.action.unwrap_or_default() {
+        config::DlqAction::List(list) => {
+            let listing = dlq::list(sqs, &queues.dlq_url, list.max_messages, &stop).await?;
+            if let Some(n) = listing.own_max_receive_count {
+                tracing::warn!(
+                    dlq = %queues.dlq_url,
+                    "the dead-letter queue has a redrive policy of its own (maxReceiveCount {n}): each listing counts as a receive, so a message listed often enough is moved on from it; remove that policy"
+                );
+            }
+            if listing.interrupted {
+                tracing::warn!("interrupted: only the messages seen so far are shown");
+            } else if listing.truncated {
+                tracing::warn!(
+                    "more than {} messages: only the first are shown (--max-messages)",
+                    list.max_messages
+                );
+            }
+            match list.format {
+                config::OutputFormat::Table if listing.messages.is_empty() => {
+                    emit(&format!(
+                        "the dead-letter queue {} is empty\n",
+                        queues.dlq_url
+                    ))?;
+                }
+                config::OutputFormat::Table => emit(&dlq::render_table(&listing.messages))?,
+                config::OutputFormat::Json => {
+                    emit(&format!("{}\n", dlq::render_json(&listing.messages)))?
+                }
+            }
+        }
+        config::DlqAction::Redrive(redrive) => {
+            let outcome = if redrive.all {
+                dlq::redrive_all(sqs, &queues, !redrive.no_move_task, &stop).await?
+            } else {
+                dlq::redrive_ids(sqs, &queues, &redrive.message_id, &stop).await?
+            };
+            let main = queues.main_url.as_deref().unwrap_or_default();
+            match outcome {
+                dlq::Redriven::MoveTask {
+                    handle,
+                    source_arn,
+                    messages,
+                } => emit(&format!(
+                    "started a message move task for about {messages} message(s) from {} to {main}\ntask handle: {handle}\nfollow it with: aws sqs list-message-move-tasks --source-arn {source_arn}\n",
+                    queues.dlq_url
+                ))?,
+                dlq::Redriven::Moved { ids } => {
+                    let mut text = format!(
+                        "moved {} message(s) from {} to {main}\n",
+                        ids.len(),
+                        queues.dlq_url
+                    );
+                    for id in ids {
+                        text.push_str(&id);
+                        text.push('\n');
+                    }
+                    emit(&text)?;
+                }
+            }
+        }
+        config::DlqAction::Purge(purge) => {
+            let count = dlq::purge(sqs, &queues.dlq_url, purge.yes).await?;
+            emit(&format!(
+                "purged {count} message(s) from {}\n",
+                queues.dlq_url
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes command output to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
 }
