@@ -23,6 +23,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod notification;
 pub mod object_reader;
+pub mod ops;
 pub mod pipeline;
 pub mod preflight;
 pub mod quarantine;

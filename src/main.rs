@@ -46,6 +46,8 @@ fn main() -> ExitCode {
                 .await
                 .context("healthcheck failed"),
             Command::Simulate(settings) => run_simulate(settings).await,
+            Command::History(settings) => run_history(settings).await,
+            Command::Status(_) => anyhow::bail!("fleetwatch status is not built yet"),
         }
     });
     match result {
@@ -371,4 +373,12 @@ async fn run_simulate(settings: config::SimulateSettings) -> anyhow::Result<()> 
         );
     }
     Ok(())
+}
+
+async fn run_history(settings: config::HistorySettings) -> anyhow::Result<()> {
+    let clients = aws::Clients::new(&aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    fleetwatch::ops::history::run(&clients.dynamodb, &settings, &mut stdout)
+        .await
+        .with_context(|| format!("history of {}", settings.device))
 }
