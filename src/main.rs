@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                 .context("healthcheck failed"),
             Command::Simulate(settings) => run_simulate(settings).await,
             Command::History(settings) => run_history(settings).await,
-            Command::Status(_) => anyhow::bail!("fleetwatch status is not built yet"),
+            Command::Status(settings) => run_status(settings).await,
         }
     });
     match result {
@@ -381,4 +381,12 @@ async fn run_history(settings: config::HistorySettings) -> anyhow::Result<()> {
     fleetwatch::ops::history::run(&clients.dynamodb, &settings, &mut stdout)
         .await
         .with_context(|| format!("history of {}", settings.device))
+}
+
+async fn run_status(settings: config::StatusSettings) -> anyhow::Result<()> {
+    let clients = aws::Clients::new(&aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    fleetwatch::ops::status::run(&clients.sqs, &clients.dynamodb, &settings, &mut stdout)
+        .await
+        .context("status")
 }

@@ -33,6 +33,7 @@ use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
+use crate::fleet_status::{self, FleetStatus, StatusBatch, StatusError};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
 use crate::metrics;
@@ -124,6 +125,8 @@ pub enum ProcessError {
     Alert(#[from] AlertError),
     #[error(transparent)]
     Quarantine(#[from] QuarantineError),
+    #[error(transparent)]
+    FleetStatus(#[from] StatusError),
 }
 
 impl ProcessError {
@@ -141,6 +144,7 @@ impl Classify for ProcessError {
             ProcessError::Store(e) => e.class(),
             ProcessError::Alert(e) => e.class(),
             ProcessError::Quarantine(e) => e.class(),
+            ProcessError::FleetStatus(e) => e.class(),
         }
     }
 }
@@ -150,7 +154,7 @@ impl StepError for ProcessError {
         match self {
             ProcessError::Read(_) | ProcessError::Quarantine(_) => Dependency::S3,
             ProcessError::Inference(_) => Dependency::Inference,
-            ProcessError::Store(_) => Dependency::DynamoDb,
+            ProcessError::Store(_) | ProcessError::FleetStatus(_) => Dependency::DynamoDb,
             ProcessError::Alert(e) => StepError::dependency(e),
         }
     }
@@ -446,6 +450,9 @@ struct ObjectRun<'p> {
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
+    /// What the object showed of each device, for the fleet status
+    /// records written after its readings are stored.
+    status: StatusBatch,
 }
 
 impl<'p> ObjectRun<'p> {
@@ -473,6 +480,7 @@ impl<'p> ObjectRun<'p> {
             ),
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
+            status: StatusBatch::default(),
         }
     }
 
@@ -563,11 +571,20 @@ impl<'p> ObjectRun<'p> {
                 stored += 1;
             }
         }
+        self.status.readings(
+            kept.iter()
+                .zip(&items)
+                .filter(|(i, _)| !refused[**i])
+                .map(|(&i, item)| (&chunk.readings[i], item, prediction(i))),
+        );
         metrics::records_stored(stored);
         self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;
+        }
+        if self.status.len() > fleet_status::MAX_DEVICES {
+            self.write_status().await?;
         }
         Ok(stored as u64)
     }
@@ -577,11 +594,29 @@ impl<'p> ObjectRun<'p> {
     async fn deliver_early(&mut self) -> Result<(), ProcessError> {
         let alerts = self.breaches.take();
         self.alerts += alerts.len() as u64;
+        self.status.alerts(&alerts);
         let (pipeline, owner) = (self.pipeline, self.attempt.owner);
         retry::hold(self.attempt, "publishing alerts", || {
             pipeline.deliver_alerts(&alerts, owner)
         })
         .await?;
+        Ok(())
+    }
+
+    /// Writes the fleet status records of the devices seen so far (their
+    /// readings are stored) and starts a new batch; see [`fleet_status`].
+    async fn write_status(&mut self) -> Result<(), ProcessError> {
+        if self.status.is_empty() {
+            return Ok(());
+        }
+        let store = &self.pipeline.store;
+        let writer = FleetStatus::new(store.client().clone(), store.table().to_owned());
+        let batch = &self.status;
+        retry::hold(self.attempt, "updating the fleet status", || {
+            writer.write(batch)
+        })
+        .await?;
+        self.status = StatusBatch::default();
         Ok(())
     }
 
@@ -608,6 +643,8 @@ impl<'p> ObjectRun<'p> {
         }
         let alerts = self.breaches.take();
         report.alerts = self.alerts + alerts.len() as u64;
+        self.status.alerts(&alerts);
+        self.write_status().await?;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             retry::hold(self.attempt, "writing the quarantine", || {
                 q.write(self.object, &records)

@@ -214,3 +214,153 @@ async fn history_over_a_time_range_spanning_several_objects() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_with_dead_letters_and_a_vehicle_with_alerts_and_positive_predictions() {
+    let moto = Moto::start();
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
+    // Two notifications the worker gave up on, straight in the dead-letter queue.
+    for body in ["{\"poison\":1}", "{\"poison\":2}"] {
+        stack
+            .clients
+            .sqs
+            .send_message()
+            .queue_url(&setup.dead_letter_queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let worker = WorkerProcess::start(&moto, &setup, &[]);
+    worker.wait_ready().await;
+    let base = base();
+    for (key, body) in hourly_objects(base) {
+        stack.put_object(&key, body).await;
+    }
+    // V3 was hot ten days ago: an alert, but not a recent one.
+    let old = base - 10 * 86_400;
+    stack
+        .put_object(
+            "incoming/old.jsonl",
+            format!(
+                "{{\"device_id\":\"V3\",\"timestamp\":\"{}\",\"engine_temp_c\":130}}\n",
+                iso(old)
+            ),
+        )
+        .await;
+    processed(&stack, 22).await;
+
+    let status = |extra: &[&str]| {
+        let mut args = vec!["status", "--metrics-url", &worker.metrics_url];
+        args.extend_from_slice(extra);
+        stdout_of(&fleetwatch(&moto, &setup, &args))
+    };
+    let json: serde_json::Value = serde_json::from_str(&status(&["--format", "json"])).unwrap();
+    assert_eq!(json["queue"]["visible"], 0, "{json}");
+    assert_eq!(json["queue"]["in_flight"], 0, "{json}");
+    let dlq = &json["dead_letter_queue"];
+    assert_eq!(dlq["visible"], 2, "{json}");
+    assert_eq!(dlq["peeked"], 2, "{json}");
+    assert_eq!(dlq["max_receive_count"], 5, "{json}");
+    assert!(dlq["oldest_age_seconds"].as_u64().unwrap() < 600, "{json}");
+    assert_eq!(json["worker"]["ready"], "ready", "{json}");
+    assert!(
+        json["worker"]["metrics"]["fleetwatch_sqs_messages_received_total"]
+            .as_f64()
+            .unwrap()
+            >= 4.0,
+        "{json}"
+    );
+    assert_eq!(json["vehicles_known"], 3, "{json}");
+    let vehicles = json["vehicles"].as_array().unwrap();
+    let v1 = vehicles
+        .iter()
+        .find(|v| v["device_id"] == "V1")
+        .unwrap_or_else(|| panic!("V1 is listed: {json}"));
+    assert!(
+        vehicles.iter().all(|v| v["device_id"] != "V3"),
+        "an alert ten days old is not recent: {json}"
+    );
+    let latest = iso(base + 2 * 3600 + 3000);
+    assert_eq!(v1["last_reading_at"], latest.as_str(), "{v1}");
+    assert_eq!(v1["last_reading"]["engine_temp_c"], 90, "{v1}");
+    assert_eq!(v1["last_reading"]["source"]["key"], "incoming/hour-2.jsonl");
+    assert!(
+        v1["last_reading"]["prediction"]["label"].is_string(),
+        "{v1}"
+    );
+    assert!(v1["last_positive_at"].is_string(), "{v1}");
+    assert!(
+        v1["last_alert_rule"] == "engine_temp_c > 100"
+            || v1["last_alert_rule"] == "maintenance_predicted",
+        "{v1}"
+    );
+    assert!(
+        v1["last_alert_at"].as_str().unwrap() <= latest.as_str(),
+        "{v1}"
+    );
+    // Peeking consumed nothing.
+    assert_eq!(
+        common::queue_depth(&stack.clients, &setup.dead_letter_queue_url).await,
+        (2, 0)
+    );
+
+    // A replayed, older object moves no record backwards.
+    stack
+        .put_object(
+            "incoming/hour-0-again.jsonl",
+            hourly_objects(base)[0].1.clone(),
+        )
+        .await;
+    wait_for("the replay processed", WAIT, || async {
+        let text = worker.metrics().await?;
+        let done = common::parse_metric(
+            &text,
+            "fleetwatch_objects_processed_total",
+            &[("outcome", "ok")],
+        );
+        (done >= 5.0).then_some(())
+    })
+    .await;
+    let again: serde_json::Value =
+        serde_json::from_str(&status(&["--format", "json", "--all"])).unwrap();
+    let v1 = again["vehicles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["device_id"] == "V1")
+        .unwrap()
+        .clone();
+    assert_eq!(v1["last_reading_at"], latest.as_str(), "{v1}");
+    assert_eq!(v1["last_reading"]["source"]["key"], "incoming/hour-2.jsonl");
+    assert_eq!(
+        again["vehicles"].as_array().unwrap().len(),
+        3,
+        "--all lists every vehicle"
+    );
+
+    let table = status(&[]);
+    assert!(
+        table.contains("dead-letter queue") && table.contains("depth 2"),
+        "{table}"
+    );
+    println!("{table}");
+
+    // A queue that does not exist says so, naming the setting.
+    let missing = fleetwatch(
+        &moto,
+        &setup,
+        &[
+            "status",
+            "--queue-url",
+            &format!("{}/123456789012/nope", moto.endpoint),
+        ],
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("FLEETWATCH_QUEUE_URL"),
+        "{err}"
+    );
+}
