@@ -154,6 +154,7 @@ async fn history_over_a_time_range_spanning_several_objects() {
     ));
     assert_eq!(out.lines().count(), 19, "a header and 18 rows:\n{out}");
     assert!(out.starts_with("timestamp"), "{out}");
+    println!("{out}");
 
     // --summary: the hot hour's alerts are in the ledger once published.
     let summary = wait_for("the alerts in the summary", WAIT, || async {
