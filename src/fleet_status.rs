@@ -363,3 +363,64 @@ impl FleetStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{Number, Value};
+
+    fn reading(device: &str, minute: i64, temp: &str) -> (Reading, Item) {
+        let r = Reading {
+            device_id: device.into(),
+            timestamp: Timestamp::from_unix_millis(minute * 60_000),
+            fields: vec![(
+                "engine_temp_c".into(),
+                Value::Number(Number::parse(temp).unwrap()),
+            )],
+        };
+        let source = storage::Source {
+            bucket: "b",
+            key: "k",
+            line: minute as u64,
+        };
+        let item = storage::item(&r, None, source, "now", Some(1));
+        (r, item)
+    }
+
+    #[test]
+    fn a_batch_keeps_each_devices_latest_reading_positive_and_alert() {
+        let rows = [
+            reading("A", 5, "90"),
+            reading("A", 3, "95"),
+            reading("B", 1, "80"),
+        ];
+        let positive = Prediction {
+            label: Label::Positive,
+            score: 0.9,
+            model: "m".into(),
+        };
+        let mut batch = StatusBatch::default();
+        batch.readings(
+            rows.iter()
+                .enumerate()
+                .map(|(i, (r, item))| (r, item, (i == 1).then_some(&positive))),
+        );
+        assert_eq!(batch.len(), 2);
+        let a = &batch.devices["A"];
+        let (at, map) = a.latest.as_ref().unwrap();
+        assert_eq!(at, "1970-01-01T00:05:00.000Z");
+        assert_eq!(map["engine_temp_c"], AttributeValue::N("90".into()));
+        assert!(!map.contains_key(storage::EXPIRES_AT) && !map.contains_key("device_id"));
+        assert_eq!(
+            a.positive,
+            Some(("1970-01-01T00:03:00.000Z".into(), "0.900000".into()))
+        );
+        assert!(batch.devices["B"].positive.is_none());
+        // An earlier chunk's reading never replaces a later one.
+        batch.readings(std::iter::once((&rows[1].0, &rows[1].1, None)));
+        assert_eq!(
+            batch.devices["A"].latest.as_ref().unwrap().0,
+            "1970-01-01T00:05:00.000Z"
+        );
+    }
+}
