@@ -26,6 +26,11 @@
 //! are still newer are sent again, alone. So the record only moves
 //! forward: a replayed message or an older file arriving late changes
 //! nothing, and two workers racing on a device both end at the maximum.
+//! The write is not a held step: it is retried a few times
+//! ([`FleetStatus::write_with_retries`]), then logged and counted in
+//! `fleetwatch_fleet_status_errors_total`, because holding an object's
+//! alerts back for a view would be the wrong trade; the device's next
+//! object (or a replay) brings its record up to date.
 //! Cost per object: one write per device in order (1 WCU for a record
 //! under 1 KB); a replay costs one failed conditional write per device
 //! (which DynamoDB bills as a write); an out-of-order file at most one more
@@ -44,9 +49,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use futures_util::StreamExt;
 
 use crate::alerts::Alert;
-use crate::failure::{Classify, Dependency, FailureClass, classify_sdk};
+use crate::backoff::Backoff;
+use crate::failure::{Classify, FailureClass, classify_sdk};
 use crate::inference::{Label, Prediction};
-use crate::retry::StepError;
 use crate::storage::{self, Item};
 use crate::telemetry::{Reading, Timestamp};
 
@@ -57,6 +62,9 @@ pub const MAX_DEVICES: usize = 10_000;
 /// A latest reading bigger than this is kept as its numbers only, so a
 /// record stays small whatever the input.
 pub const MAX_READING_BYTES: usize = 8 * 1024;
+/// Calls of [`FleetStatus::write`] per object before giving up (with the
+/// SDK's own 3 attempts each): about 3 s of backoff at most.
+const WRITE_ROUNDS: u32 = 4;
 /// Devices updated at once.
 const IN_FLIGHT: usize = 8;
 /// Conditional rounds per device before giving up on a race (each round
@@ -88,18 +96,7 @@ pub struct StatusError {
 
 impl Classify for StatusError {
     fn class(&self) -> FailureClass {
-        // A status update DynamoDB refuses is not any reading's fault;
-        // like a table refusing items, it costs time, not data.
-        match self.class {
-            FailureClass::Permanent => FailureClass::Transient,
-            other => other,
-        }
-    }
-}
-
-impl StepError for StatusError {
-    fn dependency(&self) -> Dependency {
-        Dependency::DynamoDb
+        self.class
     }
 }
 
@@ -229,6 +226,25 @@ struct Part {
 impl FleetStatus {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
         FleetStatus { client, table }
+    }
+
+    /// [`Self::write`], retried with backoff a few times when it may pass.
+    /// Deliberately short: the records are a view, and the pipeline does
+    /// not hold an object's alerts back for them (see `pipeline`).
+    pub async fn write_with_retries(&self, batch: &StatusBatch) -> Result<(), StatusError> {
+        let mut backoff = Backoff::new(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(2),
+        );
+        loop {
+            match self.write(batch).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.class().is_retryable() && backoff.attempts() + 1 < WRITE_ROUNDS => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Applies every device's update (see the module documentation).

@@ -33,7 +33,7 @@ use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
-use crate::fleet_status::{self, FleetStatus, StatusBatch, StatusError};
+use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
 use crate::metrics;
@@ -125,8 +125,6 @@ pub enum ProcessError {
     Alert(#[from] AlertError),
     #[error(transparent)]
     Quarantine(#[from] QuarantineError),
-    #[error(transparent)]
-    FleetStatus(#[from] StatusError),
 }
 
 impl ProcessError {
@@ -144,7 +142,6 @@ impl Classify for ProcessError {
             ProcessError::Store(e) => e.class(),
             ProcessError::Alert(e) => e.class(),
             ProcessError::Quarantine(e) => e.class(),
-            ProcessError::FleetStatus(e) => e.class(),
         }
     }
 }
@@ -154,7 +151,7 @@ impl StepError for ProcessError {
         match self {
             ProcessError::Read(_) | ProcessError::Quarantine(_) => Dependency::S3,
             ProcessError::Inference(_) => Dependency::Inference,
-            ProcessError::Store(_) | ProcessError::FleetStatus(_) => Dependency::DynamoDb,
+            ProcessError::Store(_) => Dependency::DynamoDb,
             ProcessError::Alert(e) => StepError::dependency(e),
         }
     }
@@ -584,7 +581,7 @@ impl<'p> ObjectRun<'p> {
             self.deliver_early().await?;
         }
         if self.status.len() > fleet_status::MAX_DEVICES {
-            self.write_status().await?;
+            self.write_status().await;
         }
         Ok(stored as u64)
     }
@@ -605,19 +602,24 @@ impl<'p> ObjectRun<'p> {
 
     /// Writes the fleet status records of the devices seen so far (their
     /// readings are stored) and starts a new batch; see [`fleet_status`].
-    async fn write_status(&mut self) -> Result<(), ProcessError> {
+    /// Not a held step: the records are a view for `fleetwatch status`,
+    /// and waiting on them would hold the object's alerts back. A write
+    /// that still fails after its few retries is logged and counted
+    /// (`fleetwatch_fleet_status_errors_total`); the device's next object
+    /// (or a replay of this one) brings its record up to date.
+    async fn write_status(&mut self) {
         if self.status.is_empty() {
-            return Ok(());
+            return;
         }
         let store = &self.pipeline.store;
         let writer = FleetStatus::new(store.client().clone(), store.table().to_owned());
-        let batch = &self.status;
-        retry::hold(self.attempt, "updating the fleet status", || {
-            writer.write(batch)
-        })
-        .await?;
+        if let Err(e) = writer.write_with_retries(&self.status).await {
+            metrics::fleet_status_error();
+            tracing::warn!(bucket = %self.object.bucket, key = %self.object.key, error = %e,
+                "the fleet status records of the object's devices were not updated");
+        }
+        self.attempt.liveness.progress();
         self.status = StatusBatch::default();
-        Ok(())
     }
 
     /// Writes the quarantine; returns the report and the object's alerts
@@ -644,7 +646,7 @@ impl<'p> ObjectRun<'p> {
         let alerts = self.breaches.take();
         report.alerts = self.alerts + alerts.len() as u64;
         self.status.alerts(&alerts);
-        self.write_status().await?;
+        self.write_status().await;
         if let (Some(q), Some(records)) = (&self.pipeline.quarantine, self.rejections.finish()) {
             retry::hold(self.attempt, "writing the quarantine", || {
                 q.write(self.object, &records)
