@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod dependencies;
 pub mod failure;
+pub mod fleet_status;
 pub mod health;
 pub mod inference;
 pub mod liveness;

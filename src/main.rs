@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             Command::Simulate(settings) => run_simulate(settings).await,
             Command::Process(settings) => Ok(fleetwatch::ops::process::run(*settings).await?),
             Command::Dlq(settings) => run_dlq(settings).await,
+            Command::History(settings) => run_history(settings).await,
+            Command::Status(settings) => run_status(settings).await,
         }
     });
     match result {
@@ -409,14 +411,14 @@ async fn run_dlq(settings: config::DlqSettings) -> anyhow::Result<()> {
                 );
             }
             match list.format {
-                config::OutputFormat::Table if listing.messages.is_empty() => {
+                config::ListFormat::Table if listing.messages.is_empty() => {
                     emit(&format!(
                         "the dead-letter queue {} is empty\n",
                         queues.dlq_url
                     ))?;
                 }
-                config::OutputFormat::Table => emit(&dlq::render_table(&listing.messages))?,
-                config::OutputFormat::Json => {
+                config::ListFormat::Table => emit(&dlq::render_table(&listing.messages))?,
+                config::ListFormat::Json => {
                     emit(&format!("{}\n", dlq::render_json(&listing.messages)))?
                 }
             }
@@ -472,4 +474,22 @@ fn emit(text: &str) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// `fleetwatch history DEVICE`: see `fleetwatch::ops::history`.
+async fn run_history(settings: config::HistorySettings) -> anyhow::Result<()> {
+    let clients = aws::Clients::new(&aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    fleetwatch::ops::history::run(&clients.dynamodb, &settings, &mut stdout)
+        .await
+        .with_context(|| format!("history of {}", settings.device))
+}
+
+/// `fleetwatch status`: see `fleetwatch::ops::status`.
+async fn run_status(settings: config::StatusSettings) -> anyhow::Result<()> {
+    let clients = aws::Clients::new(&aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    fleetwatch::ops::status::run(&clients.sqs, &clients.dynamodb, &settings, &mut stdout)
+        .await
+        .context("status")
 }

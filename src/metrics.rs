@@ -29,6 +29,7 @@ pub const DYNAMODB_UNPROCESSED_RETRIES: &str = "fleetwatch_dynamodb_unprocessed_
 pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_total";
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
 pub const INFERENCE_UNKNOWN: &str = "fleetwatch_inference_unknown_total";
+pub const FLEET_STATUS_ERRORS: &str = "fleetwatch_fleet_status_errors_total";
 pub const MESSAGES_IN_FLIGHT: &str = "fleetwatch_messages_in_flight";
 pub const SQS_LEASES_LOST: &str = "fleetwatch_sqs_leases_lost_total";
 pub const STEP_RETRIES: &str = "fleetwatch_step_retries_total";
@@ -131,6 +132,11 @@ pub fn describe() {
         INFERENCE_UNKNOWN,
         Unit::Count,
         "Readings stored with an UNKNOWN prediction after a failed prediction (FLEETWATCH_ON_INFERENCE_ERROR=store-unknown)"
+    );
+    describe_counter!(
+        FLEET_STATUS_ERRORS,
+        Unit::Count,
+        "Objects whose fleet status records (for `fleetwatch status`) could not be updated; the device's next object updates them"
     );
     describe_gauge!(
         MESSAGES_IN_FLIGHT,
@@ -301,6 +307,10 @@ pub fn dynamodb_items_written(n: usize) {
 
 pub fn inference_unknown(readings: usize) {
     counter!(INFERENCE_UNKNOWN).increment(readings as u64);
+}
+
+pub fn fleet_status_error() {
+    counter!(FLEET_STATUS_ERRORS).increment(1);
 }
 
 pub fn feature_context_evicted() {

@@ -38,6 +38,7 @@ use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS};
 use crate::failure::{Classify, Dependency, FailureClass};
+use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
 use crate::metrics;
@@ -497,6 +498,9 @@ struct ObjectRun<'p> {
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
+    /// What the object showed of each device, for the fleet status
+    /// records written after its readings are stored.
+    status: StatusBatch,
 }
 
 impl<'p> ObjectRun<'p> {
@@ -534,6 +538,7 @@ impl<'p> ObjectRun<'p> {
             ),
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
+            status: StatusBatch::default(),
         }
     }
 
@@ -631,11 +636,20 @@ impl<'p> ObjectRun<'p> {
                 stored += 1;
             }
         }
+        self.status.readings(
+            kept.iter()
+                .zip(&items)
+                .filter(|(i, _)| !refused[**i])
+                .map(|(&i, item)| (&chunk.readings[i], item, prediction(i))),
+        );
         metrics::records_stored(stored);
         self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;
+        }
+        if self.status.len() > fleet_status::MAX_DEVICES {
+            self.write_status().await;
         }
         Ok(stored as u64)
     }
@@ -645,6 +659,7 @@ impl<'p> ObjectRun<'p> {
     async fn deliver_early(&mut self) -> Result<(), ProcessError> {
         let alerts = self.breaches.take();
         self.alerts += alerts.len() as u64;
+        self.status.alerts(&alerts);
         if let Mode::DryRun { .. } = self.mode {
             self.held_alerts.extend(alerts);
             return Ok(());
@@ -655,6 +670,29 @@ impl<'p> ObjectRun<'p> {
         })
         .await?;
         Ok(())
+    }
+
+    /// Writes the fleet status records of the devices seen so far (their
+    /// readings are stored) and starts a new batch; see [`fleet_status`].
+    /// Not a held step: the records are a view for `fleetwatch status`,
+    /// and waiting on them would hold the object's alerts back. A write
+    /// that still fails after its few retries is logged and counted
+    /// (`fleetwatch_fleet_status_errors_total`); the device's next object
+    /// (or a replay of this one) brings its record up to date.
+    async fn write_status(&mut self) {
+        // A dry run writes nothing, status records included.
+        if self.status.is_empty() || self.mode != Mode::Live {
+            return;
+        }
+        let store = &self.pipeline.store;
+        let writer = FleetStatus::new(store.client().clone(), store.table().to_owned());
+        if let Err(e) = writer.write_with_retries(&self.status).await {
+            metrics::fleet_status_error();
+            tracing::warn!(bucket = %self.object.bucket, key = %self.object.key, error = %e,
+                "the fleet status records of the object's devices were not updated");
+        }
+        self.attempt.liveness.progress();
+        self.status = StatusBatch::default();
     }
 
     /// Writes the quarantine; returns the report and the object's alerts
@@ -680,6 +718,8 @@ impl<'p> ObjectRun<'p> {
         }
         let last = self.breaches.take();
         report.alerts = self.alerts + last.len() as u64;
+        self.status.alerts(&last);
+        self.write_status().await;
         let mut alerts = std::mem::take(&mut self.held_alerts);
         alerts.extend(last);
         report.rejected_by_reason = std::mem::take(&mut self.rejections.by_reason);

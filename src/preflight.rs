@@ -51,7 +51,10 @@ impl PreflightError {
     }
 }
 
-fn classify<E>(action: &'static str, resource: &str, e: &E) -> PreflightError
+/// Sorts an AWS error into a missing permission, a missing resource or a
+/// failed call, naming `action` and `resource` (also used by the operator
+/// tools in [`crate::ops`]).
+pub fn classify<E>(action: &'static str, resource: &str, e: &E) -> PreflightError
 where
     E: ProvideErrorMetadata + std::error::Error,
 {

@@ -397,6 +397,12 @@ impl ReadingStore {
         &self.table
     }
 
+    /// The DynamoDB client, for the other records kept in the same table
+    /// (the fleet status, [`crate::fleet_status`]).
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
     /// The `expires_at` of a reading's item: its own timestamp (epoch
     /// seconds) plus the TTL, so retention follows event time whatever the
     /// delay before upload. A reading older than the TTL is therefore

@@ -19,6 +19,8 @@ fn required_args(subcommand: &str, dir: &std::path::Path) -> Vec<String> {
     match subcommand {
         "worker" => vec!["--queue-url".into(), "http://localhost/q".into()],
         "simulate" => vec!["--out".into(), dir.display().to_string()],
+        "history" => vec!["VHC001".into()],
+        "status" => vec!["--queue-url".into(), "http://localhost/q".into()],
         _ => vec![],
     }
 }

@@ -214,7 +214,8 @@ impl Stack {
     }
 
     /// Every reading item in the table, keyed by (device_id, timestamp);
-    /// the alert ledger's items (`alert#…`) are left out.
+    /// the alert ledger's items (`alert#…`) and the fleet status records
+    /// (`fleet#status`) are left out.
     pub async fn items(&self) -> HashMap<(String, String), HashMap<String, AttributeValue>> {
         let mut out = HashMap::new();
         let mut start = None;
@@ -230,7 +231,8 @@ impl Stack {
                 .unwrap();
             for item in page.items.unwrap_or_default() {
                 let key = (s(&item, "device_id"), s(&item, "timestamp"));
-                if !key.0.starts_with("alert#") {
+                // Neither the alert ledger nor the fleet status records.
+                if !key.0.starts_with("alert#") && !key.0.starts_with("fleet#") {
                     out.insert(key, item);
                 }
             }
