@@ -11,6 +11,7 @@
 //! realistic fleet data for demos, benchmarks and model training.
 
 pub mod alerts;
+pub mod app;
 pub mod aws;
 pub mod backoff;
 pub mod bootstrap;

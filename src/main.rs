@@ -8,20 +8,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use fleetwatch::alerts::AlertSink;
-use fleetwatch::alerts::ledger::AlertLedger;
-use fleetwatch::alerts::publisher::AlertPublisher;
-use fleetwatch::config::{
-    self, Command, InferenceBackend, LogFormat, OnInferenceError, SageMakerFormat, WorkerSettings,
-};
-use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
-use fleetwatch::inference::{OnError, Predictor, embedded::EmbeddedModel};
+use fleetwatch::config::{self, Command, LogFormat, WorkerSettings};
 use fleetwatch::liveness::Liveness;
-use fleetwatch::object_reader::Limits;
-use fleetwatch::pipeline::Pipeline;
-use fleetwatch::quarantine::Quarantine;
 use fleetwatch::simulate::{self, SimConfig, SimFormat, upload::S3Target};
-use fleetwatch::storage::ReadingStore;
 use fleetwatch::worker::{LoopSettings, Worker};
 use fleetwatch::{aws, bootstrap, health};
 
@@ -133,65 +122,19 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
             "the queue has no redrive policy: a message that keeps failing is retried until it expires; add a dead-letter queue"
         ),
     }
-    let predictor = build_predictor(&settings, &clients)?;
-    let alerts = match &settings.alert_topic_arn {
-        Some(arn) => Some(AlertSink {
-            publisher: AlertPublisher::new(clients.sns.clone(), arn.clone()),
-            // A claim outlives its worker by at most one visibility timeout:
-            // past that, the message has been handed to another worker.
-            ledger: AlertLedger::new(
-                clients.dynamodb.clone(),
-                settings.table.clone(),
-                settings.alert_cooldown,
-                settings.visibility_timeout,
-            ),
-        }),
-        None => {
-            tracing::info!(
-                "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
-            );
-            None
-        }
-    };
-    let maintenance_min_score = settings
-        .maintenance_alert_score
-        .resolve(predictor.threshold());
+    if settings.alert_topic_arn.is_none() {
+        tracing::info!(
+            "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
+        );
+    }
+    let pipeline = Arc::new(fleetwatch::app::pipeline(&settings, &clients, true, true)?);
     tracing::info!(
-        inference = %predictor.describe(),
+        inference = %pipeline.predictor.describe(),
         rules = %settings.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-        maintenance_alert_score = ?maintenance_min_score,
+        maintenance_alert_score = ?pipeline.maintenance_min_score,
         table = %settings.table,
         "configuration"
     );
-    let pipeline = Arc::new(Pipeline {
-        s3: clients.s3.clone(),
-        store: ReadingStore::new(
-            clients.dynamodb.clone(),
-            settings.table.clone(),
-            settings.dynamodb_writers,
-        )
-        .with_reading_ttl(settings.reading_ttl),
-        predictor,
-        rules: settings.alert_rules.0.clone(),
-        alerts,
-        maintenance_min_score,
-        on_inference_error: match settings.on_inference_error {
-            OnInferenceError::Retry => OnError::Retry,
-            OnInferenceError::StoreUnknown => OnError::StoreUnknown,
-        },
-        limits: Limits {
-            max_line_bytes: settings.max_line_bytes,
-            max_object_bytes: settings.max_object_bytes,
-            max_gzip_ratio: settings.max_gzip_ratio,
-            idle_timeout: settings.timeouts.s3_idle,
-        },
-        max_records: settings.max_records,
-        max_future_skew: settings.max_future_skew,
-        quarantine: settings
-            .quarantine_prefix
-            .clone()
-            .map(|prefix| Quarantine::new(clients.s3.clone(), prefix)),
-    });
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -247,37 +190,6 @@ async fn preflight(
             }
         }
     }
-}
-
-/// The prediction backend. The model (built in, or FLEETWATCH_MODEL) is
-/// loaded and checked even for SageMaker, whose default threshold is the
-/// model's: a bad model stops the worker at start, not mid-stream.
-fn build_predictor(settings: &WorkerSettings, clients: &aws::Clients) -> anyhow::Result<Predictor> {
-    if settings.inference == InferenceBackend::None {
-        return Ok(Predictor::Disabled);
-    }
-    let model = match &settings.model {
-        Some(path) => EmbeddedModel::load(path).with_context(|| {
-            format!("FLEETWATCH_MODEL={}: the model was refused", path.display())
-        })?,
-        None => EmbeddedModel::builtin().context("the built-in model was refused")?,
-    };
-    Ok(match settings.inference {
-        InferenceBackend::Embedded => Predictor::Embedded(model),
-        InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
-            clients.sagemaker.clone(),
-            settings.sagemaker_endpoint.clone().unwrap_or_default(),
-            match settings.sagemaker_format {
-                SageMakerFormat::Csv => RequestFormat::Csv,
-                SageMakerFormat::Json => RequestFormat::Json,
-                SageMakerFormat::Text => RequestFormat::Text {
-                    labels: settings.sagemaker_labels.0.clone(),
-                },
-            },
-            settings.sagemaker_threshold.unwrap_or(model.threshold()),
-        )),
-        InferenceBackend::None => Predictor::Disabled,
-    })
 }
 
 /// Cancels `token` on SIGTERM (what ECS and Docker send) or Ctrl-C.

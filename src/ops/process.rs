@@ -21,24 +21,14 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::ledger::AlertLedger;
-use crate::alerts::publisher::AlertPublisher;
-use crate::alerts::{Alert, AlertSink, ClaimOwner};
+use crate::alerts::{Alert, ClaimOwner};
 use crate::aws;
-use crate::config::{
-    self, InferenceBackend, OnInferenceError, PipelineSettings, ProcessSettings, SageMakerFormat,
-};
+use crate::config::{self, ProcessSettings};
 use crate::dependencies::DependencyHealth;
-use crate::inference::embedded::EmbeddedModel;
-use crate::inference::sagemaker::{RequestFormat, SageMakerPredictor};
-use crate::inference::{OnError, Predictor};
 use crate::liveness::Liveness;
 use crate::notification::ObjectRef;
-use crate::object_reader::Limits;
 use crate::pipeline::{Mode, ObjectOutcome, ObjectReport, Pipeline, Source};
-use crate::quarantine::Quarantine;
 use crate::retry::{self, Attempt};
-use crate::storage::ReadingStore;
 
 /// The bucket name local files get in items, logs and alerts.
 pub const LOCAL_BUCKET: &str = "local";
@@ -73,8 +63,8 @@ pub enum ProcessCommandError {
         prefix: String,
         message: String,
     },
-    #[error("{0}")]
-    Model(String),
+    #[error(transparent)]
+    Build(#[from] crate::app::BuildError),
     #[error("the table {table} (FLEETWATCH_TABLE) cannot be used: {message}")]
     Table { table: String, message: String },
     #[error("checkpoint file {path}: {error}; check the path and its permissions")]
@@ -211,7 +201,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
         Mode::Live
     };
     let sends_alerts = !settings.no_alerts && settings.pipeline.alert_topic_arn.is_some();
-    let pipeline = Arc::new(build_pipeline(
+    let pipeline = Arc::new(crate::app::pipeline(
         &settings.pipeline,
         &clients,
         !settings.no_alerts,
@@ -653,99 +643,6 @@ fn offline_clients() -> aws::Clients {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
     aws::Clients::new(&sdk, true)
-}
-
-/// The worker's pipeline from the same settings. `alerts` false leaves out
-/// the sink (`--no-alerts`); quarantine applies to S3 inputs only.
-fn build_pipeline(
-    settings: &PipelineSettings,
-    clients: &aws::Clients,
-    alerts: bool,
-    s3_input: bool,
-) -> Result<Pipeline, ProcessCommandError> {
-    let predictor = build_predictor(settings, clients)?;
-    let sink = match (&settings.alert_topic_arn, alerts) {
-        (Some(arn), true) => Some(AlertSink {
-            publisher: AlertPublisher::new(clients.sns.clone(), arn.clone()),
-            ledger: AlertLedger::new(
-                clients.dynamodb.clone(),
-                settings.table.clone(),
-                settings.alert_cooldown,
-                settings.visibility_timeout,
-            ),
-        }),
-        _ => None,
-    };
-    let maintenance_min_score = settings
-        .maintenance_alert_score
-        .resolve(predictor.threshold());
-    Ok(Pipeline {
-        s3: clients.s3.clone(),
-        store: ReadingStore::new(
-            clients.dynamodb.clone(),
-            settings.table.clone(),
-            settings.dynamodb_writers,
-        )
-        .with_reading_ttl(settings.reading_ttl),
-        predictor,
-        rules: settings.alert_rules.0.clone(),
-        alerts: sink,
-        maintenance_min_score,
-        on_inference_error: match settings.on_inference_error {
-            OnInferenceError::Retry => OnError::Retry,
-            OnInferenceError::StoreUnknown => OnError::StoreUnknown,
-        },
-        limits: Limits {
-            max_line_bytes: settings.max_line_bytes,
-            max_object_bytes: settings.max_object_bytes,
-            max_gzip_ratio: settings.max_gzip_ratio,
-            idle_timeout: settings.timeouts.s3_idle,
-        },
-        max_records: settings.max_records,
-        max_future_skew: settings.max_future_skew,
-        quarantine: settings
-            .quarantine_prefix
-            .clone()
-            .filter(|_| s3_input)
-            .map(|prefix| Quarantine::new(clients.s3.clone(), prefix)),
-    })
-}
-
-/// The prediction backend, as the worker builds it.
-fn build_predictor(
-    settings: &PipelineSettings,
-    clients: &aws::Clients,
-) -> Result<Predictor, ProcessCommandError> {
-    if settings.inference == InferenceBackend::None {
-        return Ok(Predictor::Disabled);
-    }
-    let model = match &settings.model {
-        Some(path) => EmbeddedModel::load(path).map_err(|e| {
-            ProcessCommandError::Model(format!(
-                "FLEETWATCH_MODEL={}: the model was refused: {e}",
-                path.display()
-            ))
-        })?,
-        None => EmbeddedModel::builtin().map_err(|e| {
-            ProcessCommandError::Model(format!("the built-in model was refused: {e}"))
-        })?,
-    };
-    Ok(match settings.inference {
-        InferenceBackend::Embedded => Predictor::Embedded(model),
-        InferenceBackend::Sagemaker => Predictor::SageMaker(SageMakerPredictor::new(
-            clients.sagemaker.clone(),
-            settings.sagemaker_endpoint.clone().unwrap_or_default(),
-            match settings.sagemaker_format {
-                SageMakerFormat::Csv => RequestFormat::Csv,
-                SageMakerFormat::Json => RequestFormat::Json,
-                SageMakerFormat::Text => RequestFormat::Text {
-                    labels: settings.sagemaker_labels.0.clone(),
-                },
-            },
-            settings.sagemaker_threshold.unwrap_or(model.threshold()),
-        )),
-        InferenceBackend::None => Predictor::Disabled,
-    })
 }
 
 /// The checkpoint file: one finished object per line, appended and
