@@ -6,9 +6,14 @@
 //! names) → [`object_reader`] (S3 bytes to lines) → [`telemetry`] (lines to
 //! readings) → [`inference`] (readings to predictions) → [`storage`]
 //! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
-//! the stages; [`metrics`], [`health`] and [`liveness`] are how the worker
-//! is observed; [`config`] is the command line; [`simulate`] generates
-//! realistic fleet data for demos, benchmarks and model training.
+//! the stages, each call to a dependency held and retried by [`retry`]
+//! (errors classified by [`failure`], dependency health in
+//! [`dependencies`]); [`app`] builds the pipeline from the settings;
+//! [`metrics`], [`health`] and [`liveness`] are how the worker is observed;
+//! [`config`] is the command line; [`ops`] holds the operator tools
+//! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
+//! per-vehicle records `status` reads; [`simulate`] generates realistic
+//! fleet data for demos, benchmarks and model training.
 
 pub mod alerts;
 pub mod app;
