@@ -235,7 +235,8 @@ async fn a_hung_publish_times_out_and_the_alert_goes_out() {
 /// the heartbeat goes on: the message is received once.
 ///
 /// The object's body is held mid-way by the proxy so the message is still
-/// being processed across several heartbeats (10 s visibility: every 5 s).
+/// being processed across several heartbeats (10 s visibility: every third
+/// of it, about 3 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_heartbeat_times_out_and_the_lease_is_kept() {
     let moto = Moto::start();
