@@ -224,7 +224,8 @@ pub struct PipelineSettings {
     pub concurrency: usize,
 
     /// Visibility timeout requested for each received message; it is
-    /// extended at half this interval while the message is being processed.
+    /// extended by this much every third of it while the message is being
+    /// processed (also the alert ledger's claim lease).
     #[arg(long, env = "FLEETWATCH_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_visibility_timeout)]
     pub visibility_timeout: Duration,
 
