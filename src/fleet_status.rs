@@ -170,14 +170,14 @@ impl StatusBatch {
     /// Folds the alerts raised (published or not yet).
     pub fn alerts(&mut self, alerts: &[Alert]) {
         for alert in alerts {
-            let at = alert.last.to_rfc3339_millis();
-            let entry = self.devices.entry(alert.device_id.clone()).or_default();
+            let at = alert.breaches.last.to_rfc3339_millis();
+            let entry = self.devices.entry(alert.id.device_id.clone()).or_default();
             if entry.alert.as_ref().is_none_or(|a| at > a.0) {
                 entry.alert = Some((
                     at,
-                    alert.rule.clone(),
-                    alert.kind.as_str(),
-                    alert.worst_value.clone(),
+                    alert.id.rule.clone(),
+                    alert.condition.kind.as_str(),
+                    alert.breaches.worst_value.clone(),
                 ));
             }
         }

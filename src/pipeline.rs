@@ -34,9 +34,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
-use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS};
+use crate::alerts::{
+    Alert, AlertError, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS,
+};
 use crate::failure::{Classify, Dependency, FailureClass};
 use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};

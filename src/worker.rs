@@ -34,8 +34,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::publisher::AlertError;
-use crate::alerts::{Alert, ClaimOwner};
+use crate::alerts::{Alert, AlertError, ClaimOwner};
 use crate::aws;
 use crate::backoff::Backoff;
 use crate::health::Health;

@@ -12,8 +12,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::fault_proxy::{FaultConfig, FaultProxy};
 use common::{Moto, Stack, wait_for};
 use fleetwatch::alerts::ledger::{AlertLedger, Claim};
-use fleetwatch::alerts::publisher::{AlertError, AlertPublisher};
-use fleetwatch::alerts::{Alert, AlertKind, AlertSink, ClaimOwner, Cooldown};
+use fleetwatch::alerts::publisher::AlertPublisher;
+use fleetwatch::alerts::rules::Op;
+use fleetwatch::alerts::{
+    Alert, AlertError, AlertKind, AlertSink, Breaches, ClaimOwner, Condition, Cooldown, Source,
+};
 use fleetwatch::failure::{Classify, Dependency, FailureClass};
 use fleetwatch::telemetry::Timestamp;
 
@@ -24,21 +27,25 @@ const T0: i64 = 1_760_913_900_000;
 fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
     let first = Timestamp::from_unix_millis(first_ms);
     Alert {
-        device_id: device.into(),
-        kind: AlertKind::Safety,
-        rule: "engine_temp_c > 100".into(),
-        field: "engine_temp_c".into(),
-        threshold: "100".into(),
-        op: ">",
-        count: 1,
-        first,
-        last: first,
-        worst_value: "120".into(),
-        worst_at: first,
-        model: None,
-        window_start: Cooldown::default().window_start(first),
-        bucket: "b".into(),
-        key: key.into(),
+        id: Cooldown::default().alert_id(device, "engine_temp_c > 100", first),
+        condition: Condition {
+            kind: AlertKind::Safety,
+            field: "engine_temp_c".into(),
+            op: Op::Gt,
+            threshold: "100".into(),
+            model: None,
+        },
+        breaches: Breaches {
+            count: 1,
+            first,
+            last: first,
+            worst_value: "120".into(),
+            worst_at: first,
+        },
+        source: Source {
+            bucket: "b".into(),
+            key: key.into(),
+        },
     }
 }
 
@@ -106,11 +113,11 @@ async fn ledger_entry(stack: &Stack, alert: &Alert) -> HashMap<String, Attribute
         .table_name(&stack.resources.table)
         .key(
             "device_id",
-            AttributeValue::S(format!("alert#{}", alert.device_id)),
+            AttributeValue::S(format!("alert#{}", alert.id.device_id)),
         )
         .key(
             "timestamp",
-            AttributeValue::S(format!("{}#{}", alert.rule, alert.window_start)),
+            AttributeValue::S(format!("{}#{}", alert.id.rule, alert.id.window_start)),
         )
         .consistent_read(true)
         .send()
@@ -413,11 +420,11 @@ async fn an_alert_sns_refuses_is_rejected_and_the_others_go_through() {
     // One entry SNS refuses: a message over SNS's 256 KB (a value with
     // 100 000 digits, quoted in each of the message's forms).
     let mut too_long = alert("REFUSED1", T0, "k");
-    too_long.worst_value = format!("1{}", "0".repeat(100_000));
+    too_long.breaches.worst_value = format!("1{}", "0".repeat(100_000));
     // One that makes SNS refuse the whole PublishBatch call: an empty
     // message attribute (the `rule` attribute).
     let mut empty_attribute = alert("REFUSED2", T0, "k");
-    empty_attribute.rule = String::new();
+    empty_attribute.id.rule = String::new();
     let per_entry = vec![
         alert("GOOD1", T0, "k"),
         too_long.clone(),

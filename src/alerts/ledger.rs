@@ -65,7 +65,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Alert, Cooldown};
+use super::{Alert, AlertId, Cooldown};
 use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
@@ -176,18 +176,17 @@ impl AlertLedger {
         self.cooldown
     }
 
-    fn key(&self, alert: &Alert) -> HashMap<String, AttributeValue> {
-        // Realigned, so an alert built with another window still gets a
-        // key of this ledger's windows (a no-op for the BreachLog's alerts).
-        let window = self.cooldown.window_start(alert.window_start);
+    /// The item key of an alert's identity. The window comes from the
+    /// identity as built by [`Cooldown::alert_id`]; it is never recomputed.
+    fn key(&self, id: &AlertId) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
                 "device_id".to_owned(),
-                AttributeValue::S(format!("alert#{}", alert.device_id)),
+                AttributeValue::S(format!("alert#{}", id.device_id)),
             ),
             (
                 "timestamp".to_owned(),
-                AttributeValue::S(format!("{}#{}", alert.rule, window)),
+                AttributeValue::S(format!("{}#{}", id.rule, id.window_start)),
             ),
         ])
     }
@@ -195,7 +194,7 @@ impl AlertLedger {
     /// Step 1 of the protocol; see the module documentation.
     pub async fn claim(&self, alert: &Alert, owner: &ClaimOwner) -> Result<Claim, LedgerError> {
         let now = now_millis();
-        let mut item = self.key(alert);
+        let mut item = self.key(&alert.id);
         item.insert("state".into(), AttributeValue::S("pending".into()));
         item.insert("claimed_at".into(), AttributeValue::N(now.to_string()));
         item.insert("owner_id".into(), AttributeValue::S(owner.id.clone()));
@@ -203,16 +202,22 @@ impl AlertLedger {
             "attempt".into(),
             AttributeValue::N(owner.attempt.to_string()),
         );
-        item.insert("kind".into(), AttributeValue::S(alert.kind.as_str().into()));
+        item.insert(
+            "kind".into(),
+            AttributeValue::S(alert.condition.kind.as_str().into()),
+        );
         item.insert(
             "breaches".into(),
-            AttributeValue::N(alert.count.to_string()),
+            AttributeValue::N(alert.breaches.count.to_string()),
         );
         item.insert(
             "worst_value".into(),
-            AttributeValue::S(alert.worst_value.clone()),
+            AttributeValue::S(alert.breaches.worst_value.clone()),
         );
-        item.insert("source_key".into(), AttributeValue::S(alert.key.clone()));
+        item.insert(
+            "source_key".into(),
+            AttributeValue::S(alert.source.key.clone()),
+        );
         item.insert(
             "expires_at".into(),
             AttributeValue::N(((now / 1000) + RETENTION.as_secs() as i64).to_string()),
@@ -296,7 +301,7 @@ impl AlertLedger {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(self.key(alert)))
+                .set_key(Some(self.key(&alert.id)))
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", AttributeValue::S(state.to_owned()))
                 .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()));
@@ -314,8 +319,8 @@ impl AlertLedger {
             if started.elapsed() + delay > self.lease / 2 {
                 return Err(self.error("UpdateItem", &e));
             }
-            tracing::warn!(device_id = %alert.device_id, rule = %alert.rule,
-                window_start = %alert.window_start, state,
+            tracing::warn!(device_id = %alert.id.device_id, rule = %alert.id.rule,
+                window_start = %alert.id.window_start, state,
                 error = %DisplayErrorContext(&e), "recording an alert in the ledger failed; retrying");
             tokio::time::sleep(delay).await;
         }

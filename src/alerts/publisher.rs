@@ -2,9 +2,8 @@
 //!
 //! Each alert is one SNS message with `MessageStructure: json`: a readable
 //! text for email (and the `default` protocol) and a JSON document for SQS
-//! and Lambda subscribers. Message attributes (`device_id`, `rule`,
-//! `severity`, `kind`) let subscribers route alerts with filter policies
-//! instead of one topic per vehicle.
+//! and Lambda subscribers, with message attributes subscribers route on
+//! (all rendered by [`super::message`]).
 //!
 //! Failures are told apart by [`crate::failure`]: an entry (or a whole
 //! call) SNS refuses for its content (`InvalidParameter`: a message too
@@ -19,9 +18,9 @@ use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::json;
 
-use super::Alert;
+use super::{Alert, AlertError, message};
 use crate::backoff::Backoff;
-use crate::failure::{Classify, Dependency, FailureClass, classify_response, classify_sdk};
+use crate::failure::{FailureClass, classify_response, classify_sdk};
 use crate::metrics;
 
 /// PublishBatch takes at most ten entries.
@@ -29,59 +28,6 @@ const MAX_BATCH: usize = 10;
 /// Attempts for entries SNS reports as failed (for a reason that may pass)
 /// before the delivery fails.
 const MAX_ATTEMPTS: u32 = 5;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AlertError {
-    /// The `PublishBatch` call itself failed (an outage, throttling, a
-    /// timeout); a call refused for its content becomes rejections instead.
-    #[error("SNS PublishBatch to {topic} failed: {message}")]
-    Call {
-        topic: String,
-        message: String,
-        class: FailureClass,
-    },
-    /// SNS kept failing some entries with retryable errors.
-    #[error(
-        "SNS failed {count} alert(s) on {topic} after {MAX_ATTEMPTS} attempts, first: {code}: {message}"
-    )]
-    EntriesFailed {
-        topic: String,
-        count: usize,
-        code: String,
-        message: String,
-        class: FailureClass,
-    },
-    #[error(transparent)]
-    Ledger(#[from] super::ledger::LedgerError),
-    /// Another worker holds live claims on `count` alerts; the last of
-    /// those claims goes stale after `retry_after`.
-    #[error(
-        "{count} alert(s) are being published by another worker right now; retry in {retry_after:?} at the latest"
-    )]
-    Busy { count: usize, retry_after: Duration },
-}
-
-impl Classify for AlertError {
-    fn class(&self) -> FailureClass {
-        match self {
-            AlertError::Call { class, .. } | AlertError::EntriesFailed { class, .. } => *class,
-            AlertError::Ledger(e) => e.class(),
-            AlertError::Busy { .. } => FailureClass::Contention,
-        }
-    }
-}
-
-impl AlertError {
-    /// The dependency that failed: SNS, DynamoDB for the ledger, none for
-    /// contention (no dependency is at fault).
-    pub fn dependency(&self) -> Option<Dependency> {
-        match self {
-            AlertError::Call { .. } | AlertError::EntriesFailed { .. } => Some(Dependency::Sns),
-            AlertError::Ledger(_) => Some(Dependency::DynamoDb),
-            AlertError::Busy { .. } => None,
-        }
-    }
-}
 
 /// Sends alerts to one topic.
 #[derive(Debug, Clone)]
@@ -274,7 +220,7 @@ impl AlertPublisher {
             for (i, alert) in pending {
                 let id = i.to_string();
                 let Some(f) = failed.iter().find(|f| f.id() == id) else {
-                    metrics::alert_published(alert.kind.as_str());
+                    metrics::alert_published(alert.condition.kind.as_str());
                     outcome.accepted.push(i);
                     continue;
                 };
@@ -310,6 +256,7 @@ impl AlertPublisher {
                 return Err(AlertError::EntriesFailed {
                     topic: self.topic_arn.clone(),
                     count: pending.len(),
+                    attempts: MAX_ATTEMPTS,
                     code,
                     message,
                     class,
@@ -345,144 +292,33 @@ fn reason_label(code: &str) -> &'static str {
 /// One entry of a `PublishBatch` request; an error says why it cannot be
 /// built (the alert is then rejected like one SNS refused).
 fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, String> {
-    let attr = |v: &str| {
-        MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(v)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let text = email_text(alert);
+    let text = message::email_text(alert);
+    let document = message::machine_json(alert).to_string();
     let body = json!({
         "default": text,
         "email": text,
-        "sqs": machine_json(alert).to_string(),
-        "lambda": machine_json(alert).to_string(),
+        "sqs": document,
+        "lambda": document,
     });
-    PublishBatchRequestEntry::builder()
+    let mut entry = PublishBatchRequestEntry::builder()
         .id(id.to_string())
-        .subject(subject(alert))
+        .subject(message::subject(alert))
         .message_structure("json")
-        .message(body.to_string())
-        .message_attributes("device_id", attr(&alert.device_id)?)
-        .message_attributes("rule", attr(&alert.rule)?)
-        .message_attributes("severity", attr(alert.kind.severity())?)
-        .message_attributes("kind", attr(alert.kind.as_str())?)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-/// `Fleet alert: VHC002 engine_temp_c 124 > 100`: SNS subjects must be ASCII,
-/// without line breaks, under 100 characters.
-pub fn subject(alert: &Alert) -> String {
-    let raw = match alert.kind {
-        super::AlertKind::Safety => format!(
-            "Fleet alert: {} {} {} {} {}",
-            alert.device_id, alert.field, alert.worst_value, alert.op, alert.threshold
-        ),
-        super::AlertKind::Maintenance => {
-            format!(
-                "Fleet alert: {} maintenance predicted (score {})",
-                alert.device_id, alert.worst_value
-            )
-        }
-    };
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(99)
-        .collect()
-}
-
-/// The human-readable text for email and the `default` protocol.
-pub fn email_text(alert: &Alert) -> String {
-    let what = match alert.kind {
-        super::AlertKind::Safety => format!(
-            "Vehicle {} broke the safety rule `{}`: worst value {} at {}.",
-            alert.device_id, alert.rule, alert.worst_value, alert.worst_at
-        ),
-        super::AlertKind::Maintenance => format!(
-            "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).",
-            alert.device_id,
-            alert.model.as_deref().unwrap_or("unknown"),
-            alert.worst_value,
-            alert.worst_at
-        ),
-    };
-    let span = if alert.count == 1 {
-        "1 reading".to_owned()
-    } else {
-        format!(
-            "{} readings between {} and {}",
-            alert.count, alert.first, alert.last
-        )
-    };
-    format!("{what}\n\n{span} in s3://{}/{}.\n", alert.bucket, alert.key)
-}
-
-/// The JSON document SQS and Lambda subscribers receive.
-pub fn machine_json(alert: &Alert) -> serde_json::Value {
-    json!({
-        "type": "fleetwatch.alert",
-        "kind": alert.kind.as_str(),
-        "severity": alert.kind.severity(),
-        "device_id": alert.device_id,
-        "rule": alert.rule,
-        "field": alert.field,
-        "threshold": alert.threshold,
-        "breaches": alert.count,
-        "first_timestamp": alert.first.to_string(),
-        "last_timestamp": alert.last.to_string(),
-        "worst_value": alert.worst_value,
-        "worst_timestamp": alert.worst_at.to_string(),
-        "model": alert.model,
-        "window_start": alert.window_start.to_string(),
-        "source": { "bucket": alert.bucket, "key": alert.key },
-    })
+        .message(body.to_string());
+    for (name, value) in message::attributes(alert) {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| e.to_string())?;
+        entry = entry.message_attributes(name, value);
+    }
+    entry.build().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::AlertKind;
-    use crate::telemetry::Timestamp;
-
-    fn alert() -> Alert {
-        Alert {
-            device_id: "VHC002".into(),
-            kind: AlertKind::Safety,
-            rule: "engine_temp_c > 100".into(),
-            field: "engine_temp_c".into(),
-            threshold: "100".into(),
-            op: ">",
-            count: 1,
-            first: Timestamp::from_unix_millis(1_760_914_020_000),
-            last: Timestamp::from_unix_millis(1_760_914_020_000),
-            worst_value: "124".into(),
-            worst_at: Timestamp::from_unix_millis(1_760_914_020_000),
-            model: None,
-            window_start: Timestamp::from_unix_millis(1_760_913_900_000),
-            bucket: "b".into(),
-            key: "fleet data.txt".into(),
-        }
-    }
-
-    #[test]
-    fn subject_is_short_ascii() {
-        assert_eq!(
-            subject(&alert()),
-            "Fleet alert: VHC002 engine_temp_c 124 > 100"
-        );
-        let mut long = alert();
-        long.device_id = "X".repeat(128);
-        let s = subject(&long);
-        assert!(s.len() < 100 && s.is_ascii());
-    }
 
     #[test]
     fn a_refused_topic_is_not_an_alert_s_fault() {
@@ -497,13 +333,8 @@ mod tests {
     }
 
     #[test]
-    fn messages_carry_both_forms() {
-        let a = alert();
-        assert!(email_text(&a).contains("VHC002 broke the safety rule `engine_temp_c > 100`"));
-        let j = machine_json(&a);
-        assert_eq!(j["device_id"], "VHC002");
-        assert_eq!(j["worst_value"], "124");
-        assert_eq!(j["first_timestamp"], "2025-10-19T22:47:00.000Z");
-        assert!(entry(0, &a).is_ok());
+    fn an_alert_makes_an_entry() {
+        let e = entry(0, &crate::alerts::message::tests::alert()).unwrap();
+        assert_eq!(e.message_attributes().map(|a| a.len()), Some(4));
     }
 }

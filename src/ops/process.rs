@@ -826,17 +826,17 @@ fn print_summary(
         for a in totals.would_send.iter().take(ALERTS_LISTED) {
             out.push_str(&format!(
                 "  alert {} {}: {} breaches {}..{}, worst {} at {} ({})\n",
-                a.device_id,
-                a.rule,
-                a.count,
-                a.first,
-                a.last,
-                a.worst_value,
-                a.worst_at,
-                if a.bucket == LOCAL_BUCKET {
-                    a.key.clone()
+                a.id.device_id,
+                a.id.rule,
+                a.breaches.count,
+                a.breaches.first,
+                a.breaches.last,
+                a.breaches.worst_value,
+                a.breaches.worst_at,
+                if a.source.bucket == LOCAL_BUCKET {
+                    a.source.key.clone()
                 } else {
-                    format!("s3://{}/{}", a.bucket, a.key)
+                    format!("s3://{}/{}", a.source.bucket, a.source.key)
                 }
             ));
         }

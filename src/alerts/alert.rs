@@ -1,0 +1,102 @@
+//! What an alert is, in three parts kept apart: its identity
+//! ([`AlertId`], the ledger's key), the condition that was broken
+//! ([`Condition`]) and what the readings showed ([`Breaches`]), plus the
+//! object they came from ([`Source`]). Rendering lives in
+//! [`super::message`], ledger state in [`super::ledger`].
+
+use crate::telemetry::Timestamp;
+
+use super::rules::Op;
+
+/// What kind of condition raised an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    /// A reading broke a safety rule.
+    Safety,
+    /// The model predicts the vehicle needs maintenance.
+    Maintenance,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Safety => "safety",
+            AlertKind::Maintenance => "maintenance",
+        }
+    }
+
+    /// The `severity` message attribute subscribers can filter on.
+    pub fn severity(self) -> &'static str {
+        match self {
+            AlertKind::Safety => "critical",
+            AlertKind::Maintenance => "warning",
+        }
+    }
+}
+
+/// Which alert this is: at most one is published per identity. Built only
+/// by [`super::Cooldown::alert_id`], so the window is always aligned to the
+/// cooldown that the ledger keys alerts by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AlertId {
+    /// The vehicle that broke the rule.
+    pub device_id: String,
+    /// The rule as written (`engine_temp_c > 100`) or `maintenance_predicted`.
+    pub rule: String,
+    /// Start of the cooldown window every breach of the alert falls in.
+    pub window_start: Timestamp,
+}
+
+/// The condition that was broken, for the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// Safety rule or maintenance prediction: the severity and the wording.
+    pub kind: AlertKind,
+    /// The field the rule looks at (`engine_temp_c`, or `prediction.score`).
+    pub field: String,
+    /// The comparison, for the subject line.
+    pub op: Op,
+    /// The threshold the value was compared with, as written.
+    pub threshold: String,
+    /// The model that made the prediction (maintenance alerts only).
+    pub model: Option<String>,
+}
+
+/// The breaches of one alert's window, as far as one object (or the part of
+/// it delivered early) shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breaches {
+    /// Readings that broke the rule within the window.
+    pub count: u64,
+    /// Event time of the earliest breach.
+    pub first: Timestamp,
+    /// Event time of the latest breach.
+    pub last: Timestamp,
+    /// The worst offending value within the window, as written in the input.
+    pub worst_value: String,
+    /// Event time of the worst value.
+    pub worst_at: Timestamp,
+}
+
+/// The object the breaches were read from, quoted in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The S3 bucket (or a placeholder for local files).
+    pub bucket: String,
+    /// The object key (or the local path).
+    pub key: String,
+}
+
+/// One alert: every breach of one rule by one device within one cooldown
+/// window, as far as one object shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The ledger's key: device, rule, window.
+    pub id: AlertId,
+    /// What was broken.
+    pub condition: Condition,
+    /// What the readings showed.
+    pub breaches: Breaches,
+    /// Where they came from.
+    pub source: Source,
+}

@@ -1,0 +1,366 @@
+//! Folding one object's breaches into alerts: one per device, rule and
+//! cooldown window, with the count, the first and last time and the worst
+//! value.
+
+use std::collections::BTreeMap;
+
+use super::rules::{AlertRule, Op};
+use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
+use crate::inference::{Label, Prediction};
+use crate::telemetry::Reading;
+
+/// Open alerts (windows) past which the pipeline delivers what an object
+/// has gathered so far instead of holding it to the object's end, so an
+/// object with breaches spread over thousands of windows cannot grow the
+/// [`BreachLog`] without limit. A window delivered early and met again
+/// later in the object is suppressed by the ledger: still one alert.
+pub const MAX_OPEN_ALERTS: usize = 1000;
+
+/// The rule name of maintenance alerts.
+pub const MAINTENANCE_RULE: &str = "maintenance_predicted";
+
+/// One safety rule, with what its alerts say precomputed once.
+#[derive(Debug)]
+struct SafetyRule<'a> {
+    /// The rule evaluated on every reading.
+    rule: &'a AlertRule,
+    /// The rule as written: part of the alert's identity.
+    text: String,
+    /// The condition its alerts quote.
+    condition: Condition,
+}
+
+/// An alert being folded, with the distance of its worst value past the
+/// threshold (kept as a number so a later breach compares without
+/// re-parsing the text).
+#[derive(Debug)]
+struct OpenAlert {
+    /// The alert so far.
+    alert: Alert,
+    /// How far `alert.breaches.worst_value` is past the threshold.
+    worst_distance: f64,
+}
+
+/// Breaches seen so far in one object, folded per device, rule and
+/// cooldown window. Memory is bounded by the open alerts (devices × rules ×
+/// windows), not by readings; the pipeline [`take`](BreachLog::take)s them
+/// out early past [`MAX_OPEN_ALERTS`].
+#[derive(Debug)]
+pub struct BreachLog<'a> {
+    /// The safety rules, evaluated on every reading.
+    rules: Vec<SafetyRule<'a>>,
+    /// A POSITIVE prediction scoring at least this raises a maintenance
+    /// alert; `None` disables them.
+    maintenance_min_score: Option<f64>,
+    /// The windows breaches are folded into (the ledger's).
+    cooldown: Cooldown,
+    /// The open alerts by (device, kind, rule index, window start); a
+    /// BTreeMap so alerts come out in a stable order (device, rule, time).
+    open: BTreeMap<(String, AlertKind, usize, i64), OpenAlert>,
+    /// The object the breaches come from, quoted in every alert.
+    source: Source,
+}
+
+impl<'a> BreachLog<'a> {
+    /// `maintenance_min_score`: a POSITIVE prediction scoring at least this
+    /// raises a maintenance alert; `None` disables maintenance alerts.
+    /// `cooldown` must be the ledger's ([`super::ledger::AlertLedger::cooldown`]).
+    pub fn new(
+        rules: &'a [AlertRule],
+        maintenance_min_score: Option<f64>,
+        cooldown: Cooldown,
+        bucket: &str,
+        key: &str,
+    ) -> Self {
+        let rules = rules
+            .iter()
+            .map(|rule| SafetyRule {
+                rule,
+                text: rule.to_string(),
+                condition: Condition {
+                    kind: AlertKind::Safety,
+                    field: rule.field.clone(),
+                    op: rule.op,
+                    threshold: rule.threshold_text().to_owned(),
+                    model: None,
+                },
+            })
+            .collect();
+        BreachLog {
+            rules,
+            maintenance_min_score,
+            cooldown,
+            open: BTreeMap::new(),
+            source: Source {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+        }
+    }
+
+    /// Evaluates every rule on one reading (and its prediction, if any).
+    pub fn record(&mut self, reading: &Reading, prediction: Option<&Prediction>) {
+        for index in 0..self.rules.len() {
+            let rule = &self.rules[index];
+            if let Some(value) = rule.rule.breach(reading) {
+                let distance = rule.rule.severity_distance(value.as_f64());
+                let breach = Breach {
+                    kind: AlertKind::Safety,
+                    index,
+                    value: value.as_str(),
+                    distance,
+                };
+                self.fold(reading, breach, |log| {
+                    let rule = &log.rules[index];
+                    (rule.text.clone(), rule.condition.clone())
+                });
+            }
+        }
+        if let (Some(min), Some(p)) = (self.maintenance_min_score, prediction)
+            && p.label == Label::Positive
+            && p.score >= min
+        {
+            let score = format_score(p.score);
+            let breach = Breach {
+                kind: AlertKind::Maintenance,
+                index: 0,
+                value: &score,
+                distance: p.score,
+            };
+            self.fold(reading, breach, |_| {
+                (
+                    MAINTENANCE_RULE.to_owned(),
+                    Condition {
+                        kind: AlertKind::Maintenance,
+                        field: "prediction.score".to_owned(),
+                        op: Op::Ge,
+                        threshold: format_score(min),
+                        model: Some(p.model.clone()),
+                    },
+                )
+            });
+        }
+    }
+
+    /// Folds one breach into its window's alert; `describe` names the rule
+    /// and its condition when the window opens.
+    fn fold(
+        &mut self,
+        reading: &Reading,
+        breach: Breach<'_>,
+        describe: impl FnOnce(&Self) -> (String, Condition),
+    ) {
+        let at = reading.timestamp;
+        let entry_key = (
+            reading.device_id.clone(),
+            breach.kind,
+            breach.index,
+            self.cooldown.window_start(at).unix_millis(),
+        );
+        if let Some(open) = self.open.get_mut(&entry_key) {
+            let b = &mut open.alert.breaches;
+            b.count += 1;
+            b.first = b.first.min(at);
+            b.last = b.last.max(at);
+            if breach.distance > open.worst_distance {
+                b.worst_value = breach.value.to_owned();
+                b.worst_at = at;
+                open.worst_distance = breach.distance;
+            }
+            return;
+        }
+        let (rule, condition) = describe(self);
+        let alert = Alert {
+            id: self.cooldown.alert_id(&reading.device_id, &rule, at),
+            condition,
+            breaches: Breaches {
+                count: 1,
+                first: at,
+                last: at,
+                worst_value: breach.value.to_owned(),
+                worst_at: at,
+            },
+            source: self.source.clone(),
+        };
+        self.open.insert(
+            entry_key,
+            OpenAlert {
+                alert,
+                worst_distance: breach.distance,
+            },
+        );
+    }
+
+    /// The open alerts (windows with a breach not yet taken out).
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Takes out the alerts gathered so far (one per device, rule and
+    /// window, in a stable order) and starts afresh; breaches recorded later
+    /// in an already taken window make a new alert for it, which the ledger
+    /// then suppresses.
+    pub fn take(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.open)
+            .into_values()
+            .map(|open| open.alert)
+            .collect()
+    }
+
+    /// The alerts, one per device, rule and window, in a stable order.
+    pub fn into_alerts(mut self) -> Vec<Alert> {
+        self.take()
+    }
+}
+
+/// One breach, as [`BreachLog::fold`] takes it.
+struct Breach<'v> {
+    /// Which kind of condition was broken.
+    kind: AlertKind,
+    /// The rule's index among the safety rules (0 for maintenance).
+    index: usize,
+    /// The offending value as written.
+    value: &'v str,
+    /// How far it is past the threshold; the larger, the worse.
+    distance: f64,
+}
+
+fn format_score(score: f64) -> String {
+    format!("{score:.4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{Number, Timestamp, Value};
+
+    fn reading(device: &str, minute: i64, temp: &str) -> Reading {
+        Reading {
+            device_id: device.into(),
+            timestamp: Timestamp::from_unix_millis(minute * 60_000),
+            fields: vec![(
+                "engine_temp_c".into(),
+                Value::Number(Number::parse(temp).unwrap()),
+            )],
+        }
+    }
+
+    #[test]
+    fn folds_breaches_per_device_and_rule() {
+        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        log.record(&reading("VHC002", 3, "110"), None);
+        log.record(&reading("VHC002", 1, "124"), None);
+        log.record(&reading("VHC002", 2, "101"), None);
+        log.record(&reading("VHC001", 5, "102"), None);
+        log.record(&reading("VHC003", 5, "90"), None);
+        let alerts = log.into_alerts();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].id.device_id, "VHC001");
+        let a = &alerts[1];
+        let b = &a.breaches;
+        assert_eq!((a.id.device_id.as_str(), b.count), ("VHC002", 3));
+        assert_eq!(b.first, Timestamp::from_unix_millis(60_000));
+        assert_eq!(b.last, Timestamp::from_unix_millis(180_000));
+        assert_eq!(b.worst_value, "124");
+        assert_eq!(b.worst_at, Timestamp::from_unix_millis(60_000));
+        assert_eq!(a.id.rule, "engine_temp_c > 100");
+        assert_eq!(a.id.window_start, Timestamp::from_unix_millis(0));
+        assert_eq!(a.condition.op, Op::Gt);
+    }
+
+    #[test]
+    fn the_worst_value_is_the_farthest_past_the_threshold() {
+        let rules: Vec<AlertRule> = vec!["oil_pressure_kpa < 150".parse().unwrap()];
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let r = |minute: i64, v: &str| Reading {
+            device_id: "VHC001".into(),
+            timestamp: Timestamp::from_unix_millis(minute * 60_000),
+            fields: vec![(
+                "oil_pressure_kpa".into(),
+                Value::Number(Number::parse(v).unwrap()),
+            )],
+        };
+        for (minute, v) in [(1, "140"), (2, "1.2e2"), (3, "130")] {
+            log.record(&r(minute, v), None);
+        }
+        let alerts = log.into_alerts();
+        assert_eq!(alerts[0].breaches.worst_value, "1.2e2");
+    }
+
+    #[test]
+    fn folds_per_cooldown_window() {
+        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        // Minutes 14 and 15 straddle the 15-minute boundary; 44 is a third
+        // window. Out of order on purpose.
+        for (minute, temp) in [
+            (44, "105"),
+            (15, "130"),
+            (14, "120"),
+            (16, "101"),
+            (1, "90"),
+        ] {
+            log.record(&reading("VHC002", minute, temp), None);
+        }
+        assert_eq!(log.len(), 3);
+        let alerts = log.take();
+        assert!(log.is_empty(), "take empties the log");
+        let windows: Vec<(i64, u64, &str, i64, i64)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.id.window_start.unix_millis() / 60_000,
+                    a.breaches.count,
+                    a.breaches.worst_value.as_str(),
+                    a.breaches.first.unix_millis() / 60_000,
+                    a.breaches.last.unix_millis() / 60_000,
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                (0, 1, "120", 14, 14),
+                (15, 2, "130", 15, 16),
+                (30, 1, "105", 44, 44)
+            ]
+        );
+        // The log goes on after a take: a window seen again is a new alert
+        // (the ledger suppresses it when it was delivered).
+        log.record(&reading("VHC002", 20, "140"), None);
+        let again = log.into_alerts();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].id.window_start,
+            Timestamp::from_unix_millis(15 * 60_000)
+        );
+    }
+
+    #[test]
+    fn maintenance_alerts_need_a_positive_prediction_above_the_level() {
+        let rules: Vec<AlertRule> = vec![];
+        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let p = |label, score| Prediction {
+            label,
+            score,
+            model: "m1".into(),
+        };
+        log.record(&reading("A", 1, "90"), Some(&p(Label::Positive, 0.7)));
+        log.record(&reading("B", 1, "90"), Some(&p(Label::Negative, 0.9)));
+        log.record(&reading("C", 1, "90"), Some(&p(Label::Positive, 0.85)));
+        log.record(&reading("C", 2, "90"), Some(&p(Label::Positive, 0.95)));
+        let alerts = log.into_alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].id.device_id, "C");
+        assert_eq!(alerts[0].id.rule, MAINTENANCE_RULE);
+        assert_eq!(alerts[0].condition.kind, AlertKind::Maintenance);
+        assert_eq!(alerts[0].breaches.count, 2);
+        assert_eq!(alerts[0].breaches.worst_value, "0.9500");
+        assert_eq!(alerts[0].condition.model.as_deref(), Some("m1"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Delivering alerts exactly once: the ledger's claim, SNS, the ledger's
+//! confirmation (see [`super::ledger`] for the protocol and its crash
+//! windows).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::ledger::{self, AlertLedger, ClaimOwner};
+use super::publisher::AlertPublisher;
+use super::{Alert, AlertError};
+
+/// Claims made at once: enough to hide DynamoDB's latency when an object
+/// yields many alerts, few enough not to flood the table.
+const CLAIMS_IN_FLIGHT: usize = 16;
+
+/// Where alerts go: the topic, and the ledger that makes them exactly once.
+#[derive(Debug, Clone)]
+pub struct AlertSink {
+    /// Sends the alerts to SNS.
+    pub publisher: AlertPublisher,
+    /// Claims, confirms and rejects them.
+    pub ledger: AlertLedger,
+}
+
+impl AlertSink {
+    /// Publishes the alerts not published before, claiming them for
+    /// `owner`. Returns how many were published now.
+    ///
+    /// Safe to call again with the same alerts and owner after any error
+    /// (the same attempt retried in-process, or a redelivery): alerts
+    /// already confirmed are skipped, this owner's unconfirmed claims are
+    /// taken over at once, so nothing is published twice outside the
+    /// ledger's documented crash window. An alert SNS refuses for good is
+    /// rejected (logged, counted, marked in the ledger) and the others go
+    /// through. An error stands for the alerts not done (a publishing
+    /// error first, then the ledger's, then contention); its
+    /// [`class`](crate::failure::Classify::class) says whether and how to
+    /// retry ([`AlertError::Busy`] is contention and says when).
+    pub async fn deliver(
+        &self,
+        alerts: Vec<Alert>,
+        owner: &ClaimOwner,
+    ) -> Result<usize, AlertError> {
+        // One identity claimed twice by one owner would be published twice
+        // (the second claim takes over the first): keep the first.
+        let mut seen = HashSet::new();
+        let alerts = alerts.into_iter().filter(|a| seen.insert(a.id.clone()));
+        let claims: Vec<_> = futures_util::stream::iter(alerts)
+            .map(|alert| async move {
+                let claim = self.ledger.claim(&alert, owner).await;
+                (alert, claim)
+            })
+            .buffered(CLAIMS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut claimed = Vec::with_capacity(claims.len());
+        let mut busy = 0;
+        let mut retry_after = Duration::ZERO;
+        let mut claim_error = None;
+        for (alert, claim) in claims {
+            let id = &alert.id;
+            match claim {
+                Ok(ledger::Claim::Publish) => claimed.push(alert),
+                Ok(ledger::Claim::AlreadySent) => {
+                    crate::metrics::alert_suppressed(alert.condition.kind.as_str());
+                    tracing::debug!(device_id = %id.device_id, rule = %id.rule,
+                        window_start = %id.window_start, "alert already sent in this window");
+                }
+                Ok(ledger::Claim::Busy { retry_after: after }) => {
+                    busy += 1;
+                    retry_after = retry_after.max(after);
+                    tracing::debug!(device_id = %id.device_id, rule = %id.rule,
+                        window_start = %id.window_start, retry_after = ?after,
+                        "alert claimed by another worker");
+                }
+                // The alerts claimed still go out; this one is retried.
+                Err(e) => {
+                    claim_error.get_or_insert(e);
+                }
+            }
+        }
+        let outcome = self.publisher.publish(&claimed).await;
+        // Settle every alert SNS accepted or refused for good, all at once
+        // and each with retries, before reporting any error: an accepted
+        // alert left unconfirmed would be published again by the retry.
+        let mut settles = futures_util::stream::FuturesUnordered::new();
+        for &i in &outcome.accepted {
+            if let Some(alert) = claimed.get(i) {
+                settles.push(futures_util::future::Either::Left(
+                    self.ledger.confirm(alert),
+                ));
+            }
+        }
+        for rejection in &outcome.rejected {
+            if let Some(alert) = claimed.get(rejection.index) {
+                let (id, kind) = (&alert.id, alert.condition.kind.as_str());
+                crate::metrics::alert_rejected(kind, rejection.reason);
+                tracing::error!(device_id = %id.device_id, rule = %id.rule,
+                    window_start = %id.window_start, kind,
+                    reason = rejection.reason, code = %rejection.code, message = %rejection.message,
+                    "SNS refused the alert; it is not retried");
+                let why = format!("{}: {}", rejection.code, rejection.message);
+                settles.push(futures_util::future::Either::Right(async move {
+                    self.ledger.reject(alert, &why).await
+                }));
+            }
+        }
+        let mut settle_error = None;
+        while let Some(result) = settles.next().await {
+            if let Err(e) = result {
+                settle_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = outcome.error {
+            return Err(e);
+        }
+        if let Some(e) = settle_error.or(claim_error) {
+            return Err(e.into());
+        }
+        if busy > 0 {
+            return Err(AlertError::Busy {
+                count: busy,
+                retry_after,
+            });
+        }
+        Ok(outcome.accepted.len())
+    }
+}
