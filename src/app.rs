@@ -3,6 +3,7 @@
 //! store, the alert sink, the limits and the quarantine, so the two cannot
 //! drift apart.
 
+use crate::alarms::AlarmStore;
 use crate::alerts::AlertSink;
 use crate::alerts::ledger::AlertLedger;
 use crate::alerts::publisher::AlertPublisher;
@@ -44,9 +45,13 @@ pub fn pipeline(
             // past that, the message has been handed to another worker.
             ledger: AlertLedger::new(
                 clients.dynamodb.clone(),
-                settings.table.clone(),
+                settings.alarms.table.alarm_table.clone(),
                 settings.alert_cooldown,
                 settings.visibility_timeout,
+            ),
+            alarms: AlarmStore::new(
+                clients.dynamodb.clone(),
+                settings.alarms.table.alarm_table.clone(),
             ),
         }),
         _ => None,

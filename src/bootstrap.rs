@@ -1,7 +1,8 @@
 //! `fleetwatch bootstrap`: creates what the worker needs against the
 //! configured endpoint (LocalStack, moto, or a sandbox account): the
 //! bucket, the queue with its dead-letter queue and redrive policy, the
-//! bucket's notification to the queue, the table and the alert topic.
+//! bucket's notification to the queue, the readings table, the alarm table
+//! and the alert topic.
 //!
 //! Every step is idempotent, so it can run on each `docker compose up`.
 //! Production deployments use the Terraform module instead.
@@ -30,6 +31,8 @@ pub struct Resources {
     pub queue_url: String,
     pub dead_letter_queue_url: String,
     pub table: String,
+    /// Alarms, their history and the alert ledger.
+    pub alarm_table: String,
     pub topic_arn: String,
 }
 
@@ -37,8 +40,13 @@ impl Resources {
     /// Shell lines that configure a worker for these resources.
     pub fn exports(&self) -> String {
         format!(
-            "export FLEETWATCH_BUCKET={}\nexport FLEETWATCH_QUEUE_URL={}\nexport FLEETWATCH_TABLE={}\nexport FLEETWATCH_ALERT_TOPIC_ARN={}\n# dead-letter queue: {}\n",
-            self.bucket, self.queue_url, self.table, self.topic_arn, self.dead_letter_queue_url
+            "export FLEETWATCH_BUCKET={}\nexport FLEETWATCH_QUEUE_URL={}\nexport FLEETWATCH_TABLE={}\nexport FLEETWATCH_ALARM_TABLE={}\nexport FLEETWATCH_ALERT_TOPIC_ARN={}\n# dead-letter queue: {}\n",
+            self.bucket,
+            self.queue_url,
+            self.table,
+            self.alarm_table,
+            self.topic_arn,
+            self.dead_letter_queue_url
         )
     }
 }
@@ -123,7 +131,14 @@ pub async fn run(
         .await
         .map_err(fail("configuring the bucket notification"))?;
 
-    create_table(clients, &settings.table).await?;
+    create_table(clients, &settings.table, crate::storage::TIMESTAMP).await?;
+    // Alarms, their history and the alert ledger.
+    create_table(
+        clients,
+        &settings.alarms.alarm_table,
+        crate::alarms::store::RECORD,
+    )
+    .await?;
 
     let topic_arn = clients
         .sns
@@ -140,6 +155,7 @@ pub async fn run(
         queue_url,
         dead_letter_queue_url,
         table: settings.table.clone(),
+        alarm_table: settings.alarms.alarm_table.clone(),
         topic_arn,
     })
 }
@@ -260,7 +276,12 @@ async fn enable_ttl(clients: &Clients, table: &str) -> Result<(), BootstrapError
     Ok(())
 }
 
-async fn create_table(clients: &Clients, table: &str) -> Result<(), BootstrapError> {
+/// Creates (or finds) a table keyed by `device_id` and `sort_key` (both S).
+async fn create_table(
+    clients: &Clients,
+    table: &str,
+    sort_key: &str,
+) -> Result<(), BootstrapError> {
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -280,9 +301,9 @@ async fn create_table(clients: &Clients, table: &str) -> Result<(), BootstrapErr
         .create_table()
         .table_name(table)
         .attribute_definitions(attribute("device_id")?)
-        .attribute_definitions(attribute("timestamp")?)
+        .attribute_definitions(attribute(sort_key)?)
         .key_schema(key("device_id", KeyType::Hash)?)
-        .key_schema(key("timestamp", KeyType::Range)?)
+        .key_schema(key(sort_key, KeyType::Range)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;

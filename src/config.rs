@@ -105,6 +105,8 @@ pub enum Command {
     /// Show the queue, the dead-letter queue, the worker's own view and the
     /// vehicles with an open alert or a recent POSITIVE prediction.
     Status(StatusSettings),
+    /// List alarms, or acknowledge, snooze or resolve one.
+    Alarms(crate::ops::alarms::AlarmsSettings),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +169,10 @@ pub struct PipelineSettings {
     /// SNS topic ARN for alerts. When unset, no alerts are published.
     #[arg(long, env = "FLEETWATCH_ALERT_TOPIC_ARN", value_parser = parse_topic_arn)]
     pub alert_topic_arn: Option<String>,
+
+    /// The alarms' table and lifecycle timings.
+    #[command(flatten)]
+    pub alarms: crate::alarms::AlarmSettings,
 
     /// At most one alert per device and rule per window of this length (event
     /// time); also the de-duplication window of the alert ledger.
@@ -494,6 +500,10 @@ pub struct HistorySettings {
     #[arg(long, env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
     pub table: String,
 
+    /// The alarm table, which holds the alert ledger `--summary` lists.
+    #[command(flatten)]
+    pub alarms: crate::alarms::AlarmTableSetting,
+
     /// Readings of the last period only (e.g. `2h`, `7d`), up to now and
     /// beyond (readings stamped ahead of the clock are included).
     #[arg(long, value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
@@ -629,6 +639,9 @@ pub struct BootstrapSettings {
     /// SNS topic for alerts.
     #[arg(long, env = "FLEETWATCH_TOPIC_NAME", default_value = "fleetwatch-alerts", value_parser = parse_topic_name)]
     pub topic_name: String,
+    /// The alarm table to create.
+    #[command(flatten)]
+    pub alarms: crate::alarms::AlarmTableSetting,
     /// Receives before a message is moved to the dead-letter queue.
     #[arg(long, env = "FLEETWATCH_MAX_RECEIVE_COUNT", default_value_t = 5, value_parser = parse_max_receive_count)]
     pub max_receive_count: u32,

@@ -15,6 +15,7 @@
 //! per-vehicle records `status` reads; [`simulate`] generates realistic
 //! fleet data for demos, benchmarks and model training.
 
+pub mod alarms;
 pub mod alerts;
 pub mod app;
 pub mod aws;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Command::Dlq(settings) => run_dlq(settings).await,
             Command::History(settings) => run_history(settings).await,
             Command::Status(settings) => run_status(settings).await,
+            Command::Alarms(settings) => run_alarms(settings).await,
         }
     });
     match result {
@@ -138,6 +139,14 @@ async fn run_worker(settings: WorkerSettings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    if let Some(sink) = pipeline.alerts.clone() {
+        tokio::spawn(fleetwatch::alarms::sweeper::run(
+            sink,
+            settings.alarms.alarm_auto_close,
+            settings.alarms.alarm_sweep_interval,
+            shutdown.clone(),
+        ));
+    }
     let loop_settings = LoopSettings {
         queue_url: settings.queue_url.clone(),
         concurrency: settings.concurrency,
@@ -404,4 +413,13 @@ async fn run_status(settings: config::StatusSettings) -> anyhow::Result<()> {
     fleetwatch::ops::status::run(&clients.sqs, &clients.dynamodb, &settings, &mut stdout)
         .await
         .context("status")
+}
+
+/// `fleetwatch alarms`: see `fleetwatch::ops::alarms`.
+async fn run_alarms(settings: fleetwatch::ops::alarms::AlarmsSettings) -> anyhow::Result<()> {
+    let clients = aws::Clients::new(&aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    fleetwatch::ops::alarms::run(&clients.dynamodb, &settings, &mut stdout)
+        .await
+        .context("alarms")
 }

@@ -25,6 +25,8 @@ pub const RECORDS_REJECTED: &str = "fleetwatch_records_rejected_total";
 pub const ALERTS_PUBLISHED: &str = "fleetwatch_alerts_published_total";
 pub const ALERTS_SUPPRESSED: &str = "fleetwatch_alerts_suppressed_total";
 pub const ALERTS_REJECTED: &str = "fleetwatch_alerts_rejected_total";
+pub const ALARM_TRANSITIONS: &str = "fleetwatch_alarm_transitions_total";
+pub const ALERTS_HELD: &str = "fleetwatch_alerts_held_total";
 pub const DYNAMODB_UNPROCESSED_RETRIES: &str = "fleetwatch_dynamodb_unprocessed_retries_total";
 pub const DYNAMODB_ITEMS_WRITTEN: &str = "fleetwatch_dynamodb_items_written_total";
 pub const INFERENCE_ERRORS: &str = "fleetwatch_inference_errors_total";
@@ -106,6 +108,16 @@ pub fn describe() {
         ALERTS_SUPPRESSED,
         Unit::Count,
         "Alerts not published because the ledger shows them sent (a replay, or within the cooldown), by kind"
+    );
+    describe_counter!(
+        ALARM_TRANSITIONS,
+        Unit::Count,
+        "Alarm state changes written by this process, by transition (opened, acknowledged, snoozed, reactivated, auto_resolved, resolved)"
+    );
+    describe_counter!(
+        ALERTS_HELD,
+        Unit::Count,
+        "Alerts not published because their alarm is acknowledged or snoozed, by kind"
     );
     describe_counter!(
         ALERTS_REJECTED,
@@ -291,6 +303,14 @@ pub fn alert_published(kind: &'static str) {
 
 pub fn alert_suppressed(kind: &'static str) {
     counter!(ALERTS_SUPPRESSED, "kind" => kind).increment(1);
+}
+
+pub fn alarm_transition(transition: &'static str) {
+    counter!(ALARM_TRANSITIONS, "transition" => transition).increment(1);
+}
+
+pub fn alert_held(kind: &'static str) {
+    counter!(ALERTS_HELD, "kind" => kind).increment(1);
 }
 
 pub fn alert_rejected(kind: &'static str, reason: &'static str) {

@@ -82,9 +82,13 @@ async fn every_breaching_window_is_alerted_exactly_once_whatever_the_files() {
         ),
         ledger: AlertLedger::new(
             stack.clients.dynamodb.clone(),
-            stack.resources.table.clone(),
+            stack.resources.alarm_table.clone(),
             COOLDOWN,
             Duration::from_secs(60),
+        ),
+        alarms: fleetwatch::alarms::AlarmStore::new(
+            stack.clients.dynamodb.clone(),
+            stack.resources.alarm_table.clone(),
         ),
     };
     let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];

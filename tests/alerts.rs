@@ -34,6 +34,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
             op: Op::Gt,
             threshold: "100".into(),
             model: None,
+            explanation: None,
         },
         breaches: Breaches {
             count: 1,
@@ -56,13 +57,21 @@ fn sink(stack: &Stack, lease: Duration) -> AlertSink {
             stack.resources.topic_arn.clone(),
         ),
         ledger: ledger(stack, lease),
+        alarms: alarms(stack),
     }
+}
+
+fn alarms(stack: &Stack) -> fleetwatch::alarms::AlarmStore {
+    fleetwatch::alarms::AlarmStore::new(
+        stack.clients.dynamodb.clone(),
+        stack.resources.alarm_table.clone(),
+    )
 }
 
 fn ledger(stack: &Stack, lease: Duration) -> AlertLedger {
     AlertLedger::new(
         stack.clients.dynamodb.clone(),
-        stack.resources.table.clone(),
+        stack.resources.alarm_table.clone(),
         Duration::from_secs(15 * 60),
         lease,
     )
@@ -110,13 +119,13 @@ async fn ledger_entry(stack: &Stack, alert: &Alert) -> HashMap<String, Attribute
         .clients
         .dynamodb
         .get_item()
-        .table_name(&stack.resources.table)
+        .table_name(&stack.resources.alarm_table)
         .key(
             "device_id",
             AttributeValue::S(format!("alert#{}", alert.id.device_id)),
         )
         .key(
-            "timestamp",
+            "record",
             AttributeValue::S(format!("{}#{}", alert.id.rule, alert.id.window_start)),
         )
         .consistent_read(true)
@@ -333,6 +342,7 @@ async fn publishing_that_failed_after_the_claim_is_retried_at_once_by_its_owner(
             stack.resources.topic_arn.clone(),
         ),
         ledger: ledger(&stack, lease),
+        alarms: alarms(&stack),
     };
     let alerts = vec![
         alert("RETRY1", T0 + MINUTE, "k"),

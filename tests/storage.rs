@@ -64,9 +64,13 @@ fn start(stack: &Stack, ttl: Option<Duration>, max_line_bytes: usize) -> Running
             ),
             ledger: AlertLedger::new(
                 stack.clients.dynamodb.clone(),
-                table,
+                stack.resources.alarm_table.clone(),
                 Duration::from_secs(900),
                 Duration::from_secs(30),
+            ),
+            alarms: fleetwatch::alarms::AlarmStore::new(
+                stack.clients.dynamodb.clone(),
+                stack.resources.alarm_table.clone(),
             ),
         }),
         maintenance_min_score: None,

@@ -51,9 +51,13 @@ fn pipeline(stack: &Stack, predictor: Predictor, table: &str) -> Pipeline {
             ),
             ledger: AlertLedger::new(
                 stack.clients.dynamodb.clone(),
-                table.to_owned(),
+                stack.resources.alarm_table.clone(),
                 Duration::from_secs(900),
                 Duration::from_secs(30),
+            ),
+            alarms: fleetwatch::alarms::AlarmStore::new(
+                stack.clients.dynamodb.clone(),
+                stack.resources.alarm_table.clone(),
             ),
         }),
         maintenance_min_score,

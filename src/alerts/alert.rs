@@ -60,6 +60,9 @@ pub struct Condition {
     pub threshold: String,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
+    /// Why the model predicts maintenance (its top feature contributions
+    /// as text), printed in the message when set; maintenance alerts only.
+    pub explanation: Option<String>,
 }
 
 /// The breaches of one alert's window, as far as one object (or the part of

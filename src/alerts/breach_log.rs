@@ -83,6 +83,7 @@ impl<'a> BreachLog<'a> {
                     op: rule.op,
                     threshold: rule.threshold_text().to_owned(),
                     model: None,
+                    explanation: None,
                 },
             })
             .collect();
@@ -136,6 +137,7 @@ impl<'a> BreachLog<'a> {
                         op: Op::Ge,
                         threshold: format_score(min),
                         model: Some(p.model.clone()),
+                        explanation: None,
                     },
                 )
             });

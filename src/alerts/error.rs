@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::ledger::LedgerError;
+use crate::alarms::AlarmError;
 use crate::failure::{Classify, Dependency, FailureClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum AlertError {
     },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Recording the breaches on their alarm failed.
+    #[error(transparent)]
+    Alarm(#[from] AlarmError),
     /// Another worker holds live claims on `count` alerts; the last of
     /// those claims goes stale after `retry_after`.
     #[error(
@@ -57,6 +61,7 @@ impl Classify for AlertError {
         match self {
             AlertError::Call { class, .. } | AlertError::EntriesFailed { class, .. } => *class,
             AlertError::Ledger(e) => e.class(),
+            AlertError::Alarm(e) => e.class(),
             AlertError::Busy { .. } => FailureClass::Contention,
         }
     }
@@ -69,6 +74,8 @@ impl AlertError {
         match self {
             AlertError::Call { .. } | AlertError::EntriesFailed { .. } => Some(Dependency::Sns),
             AlertError::Ledger(_) => Some(Dependency::DynamoDb),
+            AlertError::Alarm(AlarmError::Call { .. }) => Some(Dependency::DynamoDb),
+            AlertError::Alarm(_) => None,
             AlertError::Busy { .. } => None,
         }
     }

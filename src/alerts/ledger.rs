@@ -11,11 +11,12 @@
 //! vehicle raises exactly one alert per rule per window however its
 //! readings are cut into files and whatever order the files arrive in.
 //!
-//! The ledger lives in the readings table under its own key space:
+//! The ledger lives in the alarm table (`FLEETWATCH_ALARM_TABLE`, beside
+//! the alarms, never among the readings) under its own key space:
 //! `device_id = "alert#<device>"` (`#` cannot appear in a device id),
-//! `timestamp = "<rule>#<window start>"`. Keeping it in the same table
-//! needs no extra infrastructure or permission beyond `PutItem`/`UpdateItem`;
-//! ledger items carry `expires_at` (epoch seconds) for DynamoDB TTL.
+//! `record = "<rule>#<window start>"`, and `"<rule>#resolved#<episode>"`
+//! for the one "resolved" notification of an alarm's episode; ledger items
+//! carry `expires_at` (epoch seconds) for DynamoDB TTL.
 //!
 //! Publishing is a claim protocol, because SNS standard topics have no
 //! idempotency key:
@@ -66,6 +67,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{Alert, AlertId, Cooldown};
+use crate::alarms::Alarm;
+use crate::alarms::store::{PARTITION, RECORD};
 use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
@@ -145,7 +148,7 @@ pub enum Claim {
 pub struct AlertLedger {
     /// Reads and writes the ledger's items.
     client: aws_sdk_dynamodb::Client,
-    /// The readings table, which holds the ledger under `alert#…` keys.
+    /// The alarm table, which holds the ledger under `alert#…` keys.
     table: String,
     /// The windows alerts are keyed by.
     cooldown: Cooldown,
@@ -179,44 +182,74 @@ impl AlertLedger {
     /// The item key of an alert's identity. The window comes from the
     /// identity as built by [`Cooldown::alert_id`]; it is never recomputed.
     fn key(&self, id: &AlertId) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            (
-                "device_id".to_owned(),
-                AttributeValue::S(format!("alert#{}", id.device_id)),
-            ),
-            (
-                "timestamp".to_owned(),
-                AttributeValue::S(format!("{}#{}", id.rule, id.window_start)),
-            ),
-        ])
+        ledger_key(&id.device_id, format!("{}#{}", id.rule, id.window_start))
+    }
+
+    /// The item key of an alarm episode's "resolved" notification.
+    fn resolution_key(&self, alarm: &Alarm, episode: u64) -> HashMap<String, AttributeValue> {
+        ledger_key(
+            &alarm.device_id,
+            format!("{}#resolved#{episode}", alarm.rule),
+        )
+    }
+
+    /// [`Self::claim`] for the "resolved" notification of `alarm`'s `episode`.
+    pub async fn claim_resolution(
+        &self,
+        alarm: &Alarm,
+        episode: u64,
+        owner: &ClaimOwner,
+    ) -> Result<Claim, LedgerError> {
+        let details = HashMap::from([("kind".to_owned(), AttributeValue::S(alarm.kind.clone()))]);
+        self.claim_key(self.resolution_key(alarm, episode), details, owner)
+            .await
+    }
+
+    /// [`Self::confirm`] for a "resolved" notification.
+    pub async fn confirm_resolution(&self, alarm: &Alarm, episode: u64) -> Result<(), LedgerError> {
+        let what = format!("{} {} resolved#{episode}", alarm.device_id, alarm.rule);
+        self.settle(self.resolution_key(alarm, episode), &what, "sent", None)
+            .await
     }
 
     /// Step 1 of the protocol; see the module documentation.
     pub async fn claim(&self, alert: &Alert, owner: &ClaimOwner) -> Result<Claim, LedgerError> {
+        let details = HashMap::from([
+            (
+                "kind".to_owned(),
+                AttributeValue::S(alert.condition.kind.as_str().into()),
+            ),
+            (
+                "breaches".to_owned(),
+                AttributeValue::N(alert.breaches.count.to_string()),
+            ),
+            (
+                "worst_value".to_owned(),
+                AttributeValue::S(alert.breaches.worst_value.clone()),
+            ),
+            (
+                "source_key".to_owned(),
+                AttributeValue::S(alert.source.key.clone()),
+            ),
+        ]);
+        self.claim_key(self.key(&alert.id), details, owner).await
+    }
+
+    /// Claims the ledger item `key`, writing `details` with the claim.
+    async fn claim_key(
+        &self,
+        mut item: HashMap<String, AttributeValue>,
+        details: HashMap<String, AttributeValue>,
+        owner: &ClaimOwner,
+    ) -> Result<Claim, LedgerError> {
         let now = now_millis();
-        let mut item = self.key(&alert.id);
+        item.extend(details);
         item.insert("state".into(), AttributeValue::S("pending".into()));
         item.insert("claimed_at".into(), AttributeValue::N(now.to_string()));
         item.insert("owner_id".into(), AttributeValue::S(owner.id.clone()));
         item.insert(
             "attempt".into(),
             AttributeValue::N(owner.attempt.to_string()),
-        );
-        item.insert(
-            "kind".into(),
-            AttributeValue::S(alert.condition.kind.as_str().into()),
-        );
-        item.insert(
-            "breaches".into(),
-            AttributeValue::N(alert.breaches.count.to_string()),
-        );
-        item.insert(
-            "worst_value".into(),
-            AttributeValue::S(alert.breaches.worst_value.clone()),
-        );
-        item.insert(
-            "source_key".into(),
-            AttributeValue::S(alert.source.key.clone()),
         );
         item.insert(
             "expires_at".into(),
@@ -278,19 +311,28 @@ impl AlertLedger {
     /// backoff for up to half the lease: until it lands, a redelivery would
     /// publish the alert again.
     pub async fn confirm(&self, alert: &Alert) -> Result<(), LedgerError> {
-        self.settle(alert, "sent", None).await
+        self.settle(self.key(&alert.id), &describe(&alert.id), "sent", None)
+            .await
     }
 
     /// The alternative to step 3: SNS refused the alert itself (`reason`),
     /// so no later claim publishes it again. Retried like [`Self::confirm`].
     pub async fn reject(&self, alert: &Alert, reason: &str) -> Result<(), LedgerError> {
         let reason: String = reason.chars().take(REASON_CHARS).collect();
-        self.settle(alert, "rejected", Some(&reason)).await
+        self.settle(
+            self.key(&alert.id),
+            &describe(&alert.id),
+            "rejected",
+            Some(&reason),
+        )
+        .await
     }
 
+    /// Sets the state of the ledger item `key` (`what` names it in logs).
     async fn settle(
         &self,
-        alert: &Alert,
+        key: HashMap<String, AttributeValue>,
+        what: &str,
         state: &str,
         reason: Option<&str>,
     ) -> Result<(), LedgerError> {
@@ -301,7 +343,7 @@ impl AlertLedger {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(self.key(&alert.id)))
+                .set_key(Some(key.clone()))
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", AttributeValue::S(state.to_owned()))
                 .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()));
@@ -319,8 +361,7 @@ impl AlertLedger {
             if started.elapsed() + delay > self.lease / 2 {
                 return Err(self.error("UpdateItem", &e));
             }
-            tracing::warn!(device_id = %alert.id.device_id, rule = %alert.id.rule,
-                window_start = %alert.id.window_start, state,
+            tracing::warn!(alert = what, state,
                 error = %DisplayErrorContext(&e), "recording an alert in the ledger failed; retrying");
             tokio::time::sleep(delay).await;
         }
@@ -337,6 +378,21 @@ impl AlertLedger {
             class: classify_sdk(e),
         }
     }
+}
+
+/// An alert's identity in logs: `VHC002 engine_temp_c > 100 2025-…Z`.
+fn describe(id: &AlertId) -> String {
+    format!("{} {} {}", id.device_id, id.rule, id.window_start)
+}
+
+fn ledger_key(device_id: &str, record: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            PARTITION.to_owned(),
+            AttributeValue::S(format!("alert#{device_id}")),
+        ),
+        (RECORD.to_owned(), AttributeValue::S(record)),
+    ])
 }
 
 fn now_millis() -> i64 {

@@ -1,11 +1,146 @@
-//! Rendering an alert: the SNS subject, the text for email (and the
+//! Rendering notifications: the SNS subject, the text for email (and the
 //! `default` protocol), the JSON document for SQS and Lambda subscribers
-//! and the message attributes filter policies match on. Nothing here
-//! decides whether an alert is sent.
+//! and the message attributes filter policies match on, for an alert (with
+//! the state of its alarm) and for an alarm's resolution. Nothing here
+//! decides whether anything is sent.
 
 use serde_json::json;
 
 use super::{Alert, AlertKind};
+use crate::alarms::{Alarm, State, Transition};
+use crate::telemetry::Timestamp;
+
+/// One notification, rendered, as [`super::publisher::AlertPublisher`]
+/// sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The SNS subject (email).
+    pub subject: String,
+    /// The text for email and the `default` protocol.
+    pub text: String,
+    /// The JSON document for SQS and Lambda.
+    pub document: serde_json::Value,
+    /// Message attributes (name, value) for filter policies.
+    pub attributes: Vec<(&'static str, String)>,
+    /// The metrics' `kind` label.
+    pub kind: AlertKind,
+}
+
+/// Where an alert's alarm stands as the alert is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmStatus {
+    /// ACTIVE for every alert sent.
+    pub state: State,
+    /// `opened`, `reactivated` or `reminder`.
+    pub transition: Transition,
+    /// The alarm's episode (how many times it has opened).
+    pub episode: u64,
+}
+
+/// An alert's notification.
+pub fn render(alert: &Alert, alarm: Option<AlarmStatus>) -> Message {
+    let mut document = machine_json(alert);
+    let mut attributes: Vec<(&'static str, String)> = attributes(alert)
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    let mut text = email_text(alert);
+    if let Some(status) = alarm {
+        document["alarm"] = json!({
+            "state": status.state.as_str(),
+            "transition": status.transition.as_str(),
+            "episode": status.episode,
+        });
+        attributes.push(("alarm_state", status.state.as_str().to_owned()));
+        attributes.push(("transition", status.transition.as_str().to_owned()));
+        text.push_str(&format!(
+            "\nAlarm: {} ({}). Acknowledge with `fleetwatch alarms ack {} '{}'`.\n",
+            status.state,
+            status.transition.as_str(),
+            alert.id.device_id,
+            alert.id.rule
+        ));
+    }
+    Message {
+        subject: subject(alert),
+        text,
+        document,
+        attributes,
+        kind: alert.condition.kind,
+    }
+}
+
+/// The one "resolved" notification of an alarm's episode.
+pub fn render_resolution(alarm: &Alarm, episode: u64) -> Message {
+    let kind = if alarm.kind == AlertKind::Maintenance.as_str() {
+        AlertKind::Maintenance
+    } else {
+        AlertKind::Safety
+    };
+    let resolved_at = Timestamp::from_unix_millis(alarm.changed_at_ms);
+    let how = if alarm.actor == crate::alarms::store::WORKER_ACTOR {
+        "closed by itself (no breach for the auto-close time)".to_owned()
+    } else {
+        format!("resolved by {}", alarm.actor)
+    };
+    let note = alarm
+        .note
+        .as_deref()
+        .map(|n| format!(" Note: {n}"))
+        .unwrap_or_default();
+    let text = format!(
+        "Vehicle {}: the alarm on `{}` is {how} at {resolved_at}.{note}\n\nLast breach at {} ({} breaches in this episode).\n",
+        alarm.device_id, alarm.rule, alarm.last_breach_event, alarm.breaches
+    );
+    let transition = if alarm.actor == crate::alarms::store::WORKER_ACTOR {
+        Transition::AutoResolved
+    } else {
+        Transition::Resolved
+    };
+    let document = json!({
+        "type": "fleetwatch.alarm",
+        "kind": kind.as_str(),
+        "severity": kind.severity(),
+        "device_id": alarm.device_id,
+        "rule": alarm.rule,
+        "alarm": {
+            "state": State::Normal.as_str(),
+            "transition": transition.as_str(),
+            "episode": episode,
+            "actor": alarm.actor,
+            "note": alarm.note,
+        },
+        "resolved_at": resolved_at.to_string(),
+        "opened_at": Timestamp::from_unix_millis(alarm.opened_at_ms).to_string(),
+        "last_breach_timestamp": alarm.last_breach_event,
+        "breaches": alarm.breaches,
+    });
+    let subject: String = format!("Fleet alarm resolved: {} {}", alarm.device_id, alarm.rule)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(99)
+        .collect();
+    Message {
+        subject,
+        text,
+        document,
+        attributes: vec![
+            ("device_id", alarm.device_id.clone()),
+            ("rule", alarm.rule.clone()),
+            ("severity", kind.severity().to_owned()),
+            ("kind", kind.as_str().to_owned()),
+            ("alarm_state", State::Normal.as_str().to_owned()),
+            ("transition", transition.as_str().to_owned()),
+        ],
+        kind,
+    }
+}
 
 /// `Fleet alert: VHC002 engine_temp_c 124 > 100`: SNS subjects must be ASCII,
 /// without line breaks, under 100 characters.
@@ -46,11 +181,17 @@ pub fn email_text(alert: &Alert) -> String {
             id.device_id, id.rule, b.worst_value, b.worst_at
         ),
         AlertKind::Maintenance => format!(
-            "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).",
+            "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).{}",
             id.device_id,
             c.model.as_deref().unwrap_or("unknown"),
             b.worst_value,
-            b.worst_at
+            b.worst_at,
+            // Why the model thinks so (its top feature contributions), when
+            // the prediction carries it.
+            c.explanation
+                .as_deref()
+                .map(|e| format!("\nWhy: {e}"))
+                .unwrap_or_default()
         ),
     };
     let span = if b.count == 1 {
@@ -81,6 +222,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": b.worst_value,
         "worst_timestamp": b.worst_at.to_string(),
         "model": c.model,
+        "explanation": c.explanation,
         "window_start": id.window_start.to_string(),
         "source": { "bucket": alert.source.bucket, "key": alert.source.key },
     })
@@ -117,6 +259,7 @@ pub(crate) mod tests {
                 op: Op::Gt,
                 threshold: "100".into(),
                 model: None,
+                explanation: None,
             },
             breaches: Breaches {
                 count: 1,
@@ -153,5 +296,28 @@ pub(crate) mod tests {
         assert_eq!(j["worst_value"], "124");
         assert_eq!(j["first_timestamp"], "2025-10-19T22:47:00.000Z");
         assert_eq!(j["window_start"], "2025-10-19T22:45:00.000Z");
+        let status = AlarmStatus {
+            state: State::Active,
+            transition: Transition::Opened,
+            episode: 1,
+        };
+        let m = render(&a, Some(status));
+        assert_eq!(m.document["alarm"]["transition"], "opened");
+        assert!(m.attributes.contains(&("transition", "opened".to_owned())));
+        assert!(m.attributes.contains(&("alarm_state", "ACTIVE".to_owned())));
+    }
+
+    #[test]
+    fn a_maintenance_alert_says_why_when_the_prediction_does() {
+        let mut a = alert();
+        a.condition.kind = AlertKind::Maintenance;
+        a.condition.model = Some("m1".into());
+        assert!(!email_text(&a).contains("Why:"));
+        a.condition.explanation = Some("oil_pressure_kpa +0.31, engine_temp_c +0.12".into());
+        assert!(email_text(&a).contains("\nWhy: oil_pressure_kpa +0.31, engine_temp_c +0.12\n"));
+        assert_eq!(
+            machine_json(&a)["explanation"],
+            "oil_pressure_kpa +0.31, engine_temp_c +0.12"
+        );
     }
 }

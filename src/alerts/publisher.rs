@@ -18,7 +18,8 @@ use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::json;
 
-use super::{Alert, AlertError, message};
+use super::AlertError;
+use super::message::Message;
 use crate::backoff::Backoff;
 use crate::failure::{FailureClass, classify_response, classify_sdk};
 use crate::metrics;
@@ -84,7 +85,7 @@ enum Batch<'a> {
     /// SNS refused the whole call for its content: one of these alerts (or
     /// several) is at fault, not telling which.
     Refused {
-        pending: Vec<(usize, &'a Alert)>,
+        pending: Vec<(usize, &'a Message)>,
         code: Option<String>,
         message: String,
     },
@@ -98,9 +99,9 @@ impl AlertPublisher {
     /// Publishes every alert. Returns the indices of the alerts SNS
     /// accepted, those it refused for good, and the error that stopped the
     /// rest, if any (the work is then redone).
-    pub async fn publish(&self, alerts: &[Alert]) -> PublishOutcome {
+    pub async fn publish(&self, messages: &[Message]) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
-        let indexed: Vec<(usize, &Alert)> = alerts.iter().enumerate().collect();
+        let indexed: Vec<(usize, &Message)> = messages.iter().enumerate().collect();
         for batch in indexed.chunks(MAX_BATCH) {
             let result = match self.publish_batch(batch, &mut outcome).await {
                 Ok(Batch::Done) => Ok(()),
@@ -137,7 +138,7 @@ impl AlertPublisher {
 
     async fn publish_singly(
         &self,
-        alerts: &[(usize, &Alert)],
+        alerts: &[(usize, &Message)],
         outcome: &mut PublishOutcome,
     ) -> Result<(), AlertError> {
         for one in alerts.chunks(1) {
@@ -152,10 +153,10 @@ impl AlertPublisher {
     /// for a reason that may pass and rejecting those it refused for good.
     async fn publish_batch<'a>(
         &self,
-        batch: &[(usize, &'a Alert)],
+        batch: &[(usize, &'a Message)],
         outcome: &mut PublishOutcome,
     ) -> Result<Batch<'a>, AlertError> {
-        let mut pending: Vec<(usize, &Alert)> = batch.to_vec();
+        let mut pending: Vec<(usize, &Message)> = batch.to_vec();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut attempt = 0;
         loop {
@@ -220,7 +221,7 @@ impl AlertPublisher {
             for (i, alert) in pending {
                 let id = i.to_string();
                 let Some(f) = failed.iter().find(|f| f.id() == id) else {
-                    metrics::alert_published(alert.condition.kind.as_str());
+                    metrics::alert_published(alert.kind.as_str());
                     outcome.accepted.push(i);
                     continue;
                 };
@@ -290,28 +291,27 @@ fn reason_label(code: &str) -> &'static str {
 }
 
 /// One entry of a `PublishBatch` request; an error says why it cannot be
-/// built (the alert is then rejected like one SNS refused).
-fn entry(id: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, String> {
-    let text = message::email_text(alert);
-    let document = message::machine_json(alert).to_string();
+/// built (the message is then rejected like one SNS refused).
+fn entry(id: usize, message: &Message) -> Result<PublishBatchRequestEntry, String> {
+    let document = message.document.to_string();
     let body = json!({
-        "default": text,
-        "email": text,
+        "default": message.text,
+        "email": message.text,
         "sqs": document,
         "lambda": document,
     });
     let mut entry = PublishBatchRequestEntry::builder()
         .id(id.to_string())
-        .subject(message::subject(alert))
+        .subject(&message.subject)
         .message_structure("json")
         .message(body.to_string());
-    for (name, value) in message::attributes(alert) {
+    for (name, value) in &message.attributes {
         let value = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(value)
             .build()
             .map_err(|e| e.to_string())?;
-        entry = entry.message_attributes(name, value);
+        entry = entry.message_attributes(*name, value);
     }
     entry.build().map_err(|e| e.to_string())
 }
@@ -334,7 +334,8 @@ mod tests {
 
     #[test]
     fn an_alert_makes_an_entry() {
-        let e = entry(0, &crate::alerts::message::tests::alert()).unwrap();
+        let m = crate::alerts::message::render(&crate::alerts::message::tests::alert(), None);
+        let e = entry(0, &m).unwrap();
         assert_eq!(e.message_attributes().map(|a| a.len()), Some(4));
     }
 }

@@ -1,15 +1,19 @@
-//! Delivering alerts exactly once: the ledger's claim, SNS, the ledger's
-//! confirmation (see [`super::ledger`] for the protocol and its crash
-//! windows).
+//! Delivering alerts: each alert's breaches recorded on its alarm (which
+//! decides whether it is notified: only an ACTIVE alarm's are), then, for
+//! those, exactly once: the ledger's claim, SNS, the ledger's confirmation
+//! (see [`super::ledger`] for the protocol and its crash windows).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use super::ledger::{self, AlertLedger, ClaimOwner};
+use super::message::{self, AlarmStatus};
 use super::publisher::AlertPublisher;
 use super::{Alert, AlertError};
+use crate::alarms::store::BreachRecord;
+use crate::alarms::{Alarm, AlarmError, AlarmStore, State, Transition};
 
 /// Claims made at once: enough to hide DynamoDB's latency when an object
 /// yields many alerts, few enough not to flood the table.
@@ -22,6 +26,8 @@ pub struct AlertSink {
     pub publisher: AlertPublisher,
     /// Claims, confirms and rejects them.
     pub ledger: AlertLedger,
+    /// The alarms their breaches are recorded on.
+    pub alarms: AlarmStore,
 }
 
 impl AlertSink {
@@ -46,11 +52,15 @@ impl AlertSink {
         // One identity claimed twice by one owner would be published twice
         // (the second claim takes over the first): keep the first.
         let mut seen = HashSet::new();
-        let alerts = alerts.into_iter().filter(|a| seen.insert(a.id.clone()));
-        let claims: Vec<_> = futures_util::stream::iter(alerts)
-            .map(|alert| async move {
+        let alerts: Vec<Alert> = alerts
+            .into_iter()
+            .filter(|a| seen.insert(a.id.clone()))
+            .collect();
+        let (to_notify, alarm_error) = self.record_on_alarms(alerts).await;
+        let claims: Vec<_> = futures_util::stream::iter(to_notify)
+            .map(|(alert, status)| async move {
                 let claim = self.ledger.claim(&alert, owner).await;
-                (alert, claim)
+                (alert, status, claim)
             })
             .buffered(CLAIMS_IN_FLIGHT)
             .collect()
@@ -59,10 +69,10 @@ impl AlertSink {
         let mut busy = 0;
         let mut retry_after = Duration::ZERO;
         let mut claim_error = None;
-        for (alert, claim) in claims {
+        for (alert, status, claim) in claims {
             let id = &alert.id;
             match claim {
-                Ok(ledger::Claim::Publish) => claimed.push(alert),
+                Ok(ledger::Claim::Publish) => claimed.push((alert, status)),
                 Ok(ledger::Claim::AlreadySent) => {
                     crate::metrics::alert_suppressed(alert.condition.kind.as_str());
                     tracing::debug!(device_id = %id.device_id, rule = %id.rule,
@@ -81,7 +91,12 @@ impl AlertSink {
                 }
             }
         }
-        let outcome = self.publisher.publish(&claimed).await;
+        let messages: Vec<_> = claimed
+            .iter()
+            .map(|(alert, status)| message::render(alert, Some(*status)))
+            .collect();
+        let claimed: Vec<Alert> = claimed.into_iter().map(|(alert, _)| alert).collect();
+        let outcome = self.publisher.publish(&messages).await;
         // Settle every alert SNS accepted or refused for good, all at once
         // and each with retries, before reporting any error: an accepted
         // alert left unconfirmed would be published again by the retry.
@@ -119,6 +134,9 @@ impl AlertSink {
         if let Some(e) = settle_error.or(claim_error) {
             return Err(e.into());
         }
+        if let Some(e) = alarm_error {
+            return Err(e.into());
+        }
         if busy > 0 {
             return Err(AlertError::Busy {
                 count: busy,
@@ -127,4 +145,93 @@ impl AlertSink {
         }
         Ok(outcome.accepted.len())
     }
+}
+
+impl AlertSink {
+    /// Records the alerts' breaches on their alarms, one write per
+    /// (vehicle, rule), and returns the alerts to notify with their alarm's
+    /// status, and the first error (its alerts are left out: the retry
+    /// records them again and decides then).
+    async fn record_on_alarms(
+        &self,
+        alerts: Vec<Alert>,
+    ) -> (Vec<(Alert, AlarmStatus)>, Option<AlarmError>) {
+        let mut groups: BTreeMap<(String, String), Vec<Alert>> = BTreeMap::new();
+        for alert in alerts {
+            groups
+                .entry((alert.id.device_id.clone(), alert.id.rule.clone()))
+                .or_default()
+                .push(alert);
+        }
+        let recorded: Vec<_> = futures_util::stream::iter(groups.into_values())
+            .map(|group| async move {
+                let alarm = self.alarms.record_breach(&breach_record(&group)).await;
+                (group, alarm)
+            })
+            .buffered(CLAIMS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut notify = Vec::new();
+        let mut error = None;
+        for (group, alarm) in recorded {
+            let alarm = match alarm {
+                Ok(alarm) => alarm,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    continue;
+                }
+            };
+            for alert in group {
+                match status_for(&alarm, &alert) {
+                    Some(status) => notify.push((alert, status)),
+                    None => {
+                        crate::metrics::alert_held(alert.condition.kind.as_str());
+                        tracing::debug!(device_id = %alert.id.device_id, rule = %alert.id.rule,
+                            window_start = %alert.id.window_start, state = alarm.state.as_str(),
+                            "alert not notified: its alarm is acknowledged or snoozed");
+                    }
+                }
+            }
+        }
+        (notify, error)
+    }
+}
+
+/// What the alerts of one (vehicle, rule) tell its alarm.
+fn breach_record(group: &[Alert]) -> BreachRecord<'_> {
+    let first = &group[0];
+    BreachRecord {
+        device_id: &first.id.device_id,
+        rule: &first.id.rule,
+        kind: first.condition.kind.as_str(),
+        count: group.iter().map(|a| a.breaches.count).sum(),
+        first_window: group
+            .iter()
+            .map(|a| a.id.window_start)
+            .min()
+            .unwrap_or(first.id.window_start)
+            .to_string(),
+        last_event: group
+            .iter()
+            .map(|a| a.breaches.last)
+            .max()
+            .unwrap_or(first.breaches.last)
+            .to_string(),
+    }
+}
+
+/// Whether an alert is notified, given its alarm after its breaches were
+/// recorded: only an ACTIVE alarm's; the window it became ACTIVE in says how
+/// it became so (opened, reactivated), every other window is a reminder.
+/// Deterministic, so a replay names the same transition.
+fn status_for(alarm: &Alarm, alert: &Alert) -> Option<AlarmStatus> {
+    (alarm.state == State::Active).then(|| AlarmStatus {
+        state: State::Active,
+        transition: if alarm.activation_window == alert.id.window_start.to_string() {
+            alarm.activation
+        } else {
+            Transition::Reminder
+        },
+        episode: alarm.episode,
+    })
 }

@@ -81,7 +81,7 @@ pub async fn run(
         let alerts = output::query(
             dynamodb,
             &KeyRange {
-                table: &settings.table,
+                table: &settings.alarms.alarm_table,
                 partition: &format!("alert#{}", settings.device),
                 from: None,
                 to: None,
@@ -258,7 +258,8 @@ impl Summary {
         let alerts = ledger
             .iter()
             .filter_map(|item| {
-                let (rule, window) = output::string(item, TIMESTAMP)?.rsplit_once('#')?;
+                let (rule, window) =
+                    output::string(item, crate::alarms::store::RECORD)?.rsplit_once('#')?;
                 range.contains(window).then(|| AlertEntry {
                     rule: rule.to_owned(),
                     window_start: window.to_owned(),
@@ -401,7 +402,7 @@ mod tests {
         ];
         let ledger = [Item::from([
             (
-                "timestamp".into(),
+                "record".into(),
                 A::S("engine_temp_c > 100#2025-01-01T00:00:00.000Z".into()),
             ),
             ("state".into(), A::S("sent".into())),

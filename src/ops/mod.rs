@@ -4,6 +4,7 @@
 //! own settings (flags and `FLEETWATCH_*` variables) and says clearly when
 //! a resource is missing or a permission is denied.
 
+pub mod alarms;
 pub mod dlq;
 pub mod history;
 pub mod output;

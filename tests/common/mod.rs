@@ -105,6 +105,9 @@ pub fn bootstrap_settings() -> BootstrapSettings {
         queue_name: "fleet-telemetry".into(),
         table: "fleet-readings".into(),
         topic_name: "fleet-alerts".into(),
+        alarms: fleetwatch::alarms::AlarmTableSetting {
+            alarm_table: "fleet-alarms".into(),
+        },
         max_receive_count: 5,
         s3_path_style: Some(true),
     }

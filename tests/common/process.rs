@@ -34,6 +34,7 @@ impl Bootstrapped {
             queue_url: self.get("FLEETWATCH_QUEUE_URL"),
             dead_letter_queue_url: self.dead_letter_queue_url.clone(),
             table: self.get("FLEETWATCH_TABLE"),
+            alarm_table: self.get("FLEETWATCH_ALARM_TABLE"),
             topic_arn: self.get("FLEETWATCH_ALERT_TOPIC_ARN"),
         };
         Stack::attach(moto.clients().await, resources).await
