@@ -467,7 +467,9 @@ impl AlarmStore {
             .table_name(&self.table)
             .set_item(Some(alarm_item(&new)));
         alarm_put = match old {
-            None => alarm_put.condition_expression("attribute_not_exists(#record)"),
+            None => alarm_put
+                .condition_expression("attribute_not_exists(#record)")
+                .expression_attribute_names("#record", RECORD),
             Some(old) => {
                 let mut condition = "#version = :version AND breaches = :breaches".to_owned();
                 alarm_put = alarm_put
@@ -490,7 +492,6 @@ impl AlarmStore {
                 alarm_put.condition_expression(condition)
             }
         };
-        alarm_put = alarm_put.expression_attribute_names("#record", RECORD);
         let mut history = HashMap::from([
             (
                 PARTITION.to_owned(),
