@@ -61,6 +61,8 @@ locals {
     AWS_REGION                    = local.region
     FLEETWATCH_QUEUE_URL          = aws_sqs_queue.telemetry.url
     FLEETWATCH_TABLE              = aws_dynamodb_table.readings.name
+    FLEETWATCH_ALARM_TABLE        = aws_dynamodb_table.alarms.name
+    FLEETWATCH_ALARM_AUTO_CLOSE   = var.alarm_auto_close
     FLEETWATCH_ALERT_TOPIC_ARN    = aws_sns_topic.alerts.arn
     FLEETWATCH_INFERENCE          = var.sagemaker_enabled ? "sagemaker" : var.inference
     FLEETWATCH_SAGEMAKER_ENDPOINT = var.sagemaker_enabled ? aws_sagemaker_endpoint.this[0].name : ""

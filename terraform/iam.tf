@@ -79,6 +79,7 @@ locals {
     bucket_arn        = aws_s3_bucket.telemetry.arn
     quarantine_prefix = var.quarantine_prefix
     table_arn         = aws_dynamodb_table.readings.arn
+    alarm_table_arn   = aws_dynamodb_table.alarms.arn
     topic_arn         = aws_sns_topic.alerts.arn
     endpoint_arn      = local.sagemaker_endpoint_arn
     kms_key_arn       = aws_kms_key.this.arn

@@ -10,6 +10,7 @@ locals {
 
   bucket_name    = coalesce(var.bucket_name, "${var.name}-telemetry-${local.account_id}")
   table_name     = coalesce(var.table_name, "${var.name}-readings")
+  alarm_table    = coalesce(var.alarm_table_name, "${var.name}-alarms")
   queue_name     = "${var.name}-telemetry"
   dlq_name       = "${var.name}-telemetry-dlq"
   topic_name     = "${var.name}-alerts"

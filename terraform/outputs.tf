@@ -63,6 +63,16 @@ output "table_arn" {
   value       = aws_dynamodb_table.readings.arn
 }
 
+output "alarm_table_name" {
+  description = "DynamoDB table of alarms and the alert ledger (FLEETWATCH_ALARM_TABLE)."
+  value       = aws_dynamodb_table.alarms.name
+}
+
+output "alarm_table_arn" {
+  description = "DynamoDB alarm table ARN."
+  value       = aws_dynamodb_table.alarms.arn
+}
+
 output "alert_topic_arn" {
   description = "SNS alert topic (FLEETWATCH_ALERT_TOPIC_ARN)."
   value       = aws_sns_topic.alerts.arn

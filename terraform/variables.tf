@@ -71,6 +71,23 @@ variable "table_name" {
   default     = null
 }
 
+variable "alarm_table_name" {
+  description = "DynamoDB table for alarms, their history and the alert ledger (FLEETWATCH_ALARM_TABLE). Default: <name>-alarms."
+  type        = string
+  default     = null
+}
+
+variable "alarm_auto_close" {
+  description = "An open alarm with no breach for this long closes by itself with one resolved notification (FLEETWATCH_ALARM_AUTO_CLOSE)."
+  type        = string
+  default     = "1h"
+
+  validation {
+    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.alarm_auto_close))
+    error_message = "alarm_auto_close must be a duration like 30m, 1h or 2d."
+  }
+}
+
 variable "table_ttl_attribute" {
   description = "DynamoDB TTL attribute (a Number of epoch seconds); \"\" disables TTL. The worker writes expires_at: on alert-ledger items always (now + 30 days), on readings when reading_ttl is set."
   type        = string

@@ -68,6 +68,11 @@ run "defaults" {
   }
 
   assert {
+    condition     = aws_dynamodb_table.alarms.name == "${var.name}-alarms" && aws_dynamodb_table.alarms.range_key == "record" && output.worker_environment["FLEETWATCH_ALARM_TABLE"] == aws_dynamodb_table.alarms.name && one(aws_dynamodb_table.alarms.ttl).attribute_name == "expires_at"
+    error_message = "the alarm table must be <name>-alarms keyed by (device_id, record), with TTL on expires_at, and given to the worker"
+  }
+
+  assert {
     condition     = one(aws_dynamodb_table.readings.ttl).attribute_name == "expires_at" && one(aws_dynamodb_table.readings.ttl).enabled
     error_message = "TTL must be enabled on expires_at by default (the alert ledger's expiry)"
   }
@@ -276,6 +281,14 @@ run "refuses_negative_min_tasks" {
     min_tasks = -1
   }
   expect_failures = [var.min_tasks]
+}
+
+run "refuses_alarm_auto_close_without_unit" {
+  command = plan
+  variables {
+    alarm_auto_close = "60"
+  }
+  expect_failures = [var.alarm_auto_close]
 }
 
 run "refuses_zero_max_tasks" {

@@ -225,7 +225,7 @@ def test_container_definition(root_module):
     assert "aws_cloudwatch_log_group.worker.name" in log["options"]["awslogs-group"]
     assert c["command"] == ["worker"]
     env = root_module.locals["managed_environment"]
-    for var in ("FLEETWATCH_QUEUE_URL", "FLEETWATCH_TABLE", "FLEETWATCH_ALERT_TOPIC_ARN",
+    for var in ("FLEETWATCH_QUEUE_URL", "FLEETWATCH_TABLE", "FLEETWATCH_ALARM_TABLE", "FLEETWATCH_ALERT_TOPIC_ARN",
                 "FLEETWATCH_INFERENCE", "FLEETWATCH_SAGEMAKER_ENDPOINT", "FLEETWATCH_SHUTDOWN_GRACE",
                 "FLEETWATCH_VISIBILITY_TIMEOUT", "FLEETWATCH_READING_TTL"):
         assert var in env, var
@@ -315,7 +315,7 @@ def test_task_role_uses_the_rendered_worker_policy(root_module, worker_policy):
     placeholders = set(re.findall(r"\$\{(\w+)\}", (TERRAFORM / "policies/worker-policy.json").read_text()))
     supplied = set(re.findall(r"(\w+)\s*=", rendered.split("templatefile", 1)[1]))
     assert placeholders <= supplied, placeholders - supplied
-    assert {"queue_arn", "bucket_arn", "table_arn", "topic_arn", "endpoint_arn", "kms_key_arn"} <= placeholders
+    assert {"queue_arn", "bucket_arn", "table_arn", "alarm_table_arn", "topic_arn", "endpoint_arn", "kms_key_arn"} <= placeholders
 
 
 # ------------------------------------------------------------------ IAM: no wildcard actions
@@ -352,6 +352,9 @@ def test_worker_policy_least_privilege(worker_policy):
         # version and the worker reads exactly that one.
         "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
         "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+        # The alarm table: alarms are read before each conditional write
+        # (GetItem) and swept for auto-close (Scan).
+        "dynamodb:GetItem", "dynamodb:Scan",
         "sns:Publish", "sagemaker:InvokeEndpoint", "kms:Decrypt", "kms:GenerateDataKey",
     }
     actions = set()
@@ -453,7 +456,7 @@ def test_alarms(root_module):
 def test_outputs(root_module):
     needed = {
         "bucket_name", "bucket_arn", "queue_url", "queue_arn", "dlq_url", "dlq_arn", "table_name",
-        "table_arn", "alert_topic_arn", "kms_key_arn", "cluster_name", "service_name",
+        "table_arn", "alarm_table_name", "alarm_table_arn", "alert_topic_arn", "kms_key_arn", "cluster_name", "service_name",
         "task_role_arn", "execution_role_arn", "log_group_name", "sagemaker_endpoint_name",
     }
     assert needed <= set(root_module.outputs)
