@@ -60,7 +60,7 @@ pub const SOURCE: &str = "source";
 /// When fleetwatch stored the reading.
 pub const INGESTED_AT: &str = "ingested_at";
 /// The table's TTL attribute (epoch seconds): DynamoDB deletes the item
-/// after it. Also used by the alert ledger's items in the same table.
+/// after it. Also used by the alert ledger's items in the alarm table.
 pub const EXPIRES_AT: &str = "expires_at";
 
 /// Every top-level attribute fleetwatch owns on a reading item: the two
