@@ -176,13 +176,22 @@ async fn preflight(
         std::time::Duration::from_secs(30),
     );
     loop {
-        let checked = fleetwatch::preflight::check(
+        let checked = match fleetwatch::preflight::check(
             &clients.sqs,
             &clients.dynamodb,
             &settings.queue_url,
             &settings.table,
         )
-        .await;
+        .await
+        {
+            Ok(info) if settings.alert_topic_arn.is_some() => {
+                let alarms = &settings.alarms.table.alarm_table;
+                fleetwatch::preflight::check_alarm_table(&clients.dynamodb, alarms)
+                    .await
+                    .map(|()| info)
+            }
+            other => other,
+        };
         liveness.progress(); // an attempt completed
         match checked {
             Ok(info) => return Ok(info),

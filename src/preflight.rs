@@ -142,6 +142,34 @@ pub async fn check(
     })
 }
 
+/// Checks that the alarm table (`FLEETWATCH_ALARM_TABLE`) is there and
+/// readable, with a query for a key that never exists: without it every
+/// alert would fail, so a worker that publishes alerts checks it at start.
+pub async fn check_alarm_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), PreflightError> {
+    dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("device_id = :probe")
+        .expression_attribute_values(
+            ":probe",
+            aws_sdk_dynamodb::types::AttributeValue::S("alert#fleetwatch-preflight".into()),
+        )
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                "dynamodb:Query",
+                &format!("{table} (FLEETWATCH_ALARM_TABLE)"),
+                &e,
+            )
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,25 @@ async fn a_missing_table_stops_the_worker_at_start_with_a_clear_message() {
         stderr.contains("no-such-table does not exist (dynamodb:Query)"),
         "{stderr}"
     );
+
+    // The alarm table too, named by its setting: every alert needs it.
+    let output = Command::new(BIN)
+        .arg("worker")
+        .envs(moto.env())
+        .envs(setup.exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("FLEETWATCH_ALARM_TABLE", "no-such-alarms")
+        .env(
+            "FLEETWATCH_METRICS_ADDR",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .expect("run the worker");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no-such-alarms (FLEETWATCH_ALARM_TABLE) does not exist (dynamodb:Query)"),
+        "{stderr}"
+    );
 }
 
 #[test]
