@@ -5,13 +5,14 @@
 //! [`worker`] (the SQS loop) → [`notification`] (which objects a message
 //! names) → [`object_reader`] (S3 bytes to lines) → [`telemetry`] (lines to
 //! readings) → [`inference`] (readings to predictions) → [`storage`]
-//! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
+//! (DynamoDB) → [`alerts`] (SNS), each alert gated by its alarm in
+//! [`alarms`] (the lifecycle per vehicle and rule). [`pipeline`] drives one object through
 //! the stages, each call to a dependency held and retried by [`retry`]
 //! (errors classified by [`failure`], dependency health in
 //! [`dependencies`]); [`app`] builds the pipeline from the settings;
 //! [`metrics`], [`health`] and [`liveness`] are how the worker is observed;
 //! [`config`] is the command line; [`ops`] holds the operator tools
-//! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
+//! (`process`, `history`, `status`, `dlq`, `alarms`) and [`fleet_status`] the
 //! per-vehicle records `status` reads; [`simulate`] generates realistic
 //! fleet data for demos, benchmarks and model training.
 

@@ -81,6 +81,11 @@ pub async fn sweep(sink: &AlertSink, auto_close: Duration) -> Result<Sweep, Aler
                 if !outcome.accepted.is_empty() {
                     done.announced += 1;
                 }
+                for refused in &outcome.rejected {
+                    tracing::error!(device_id = %alarm.device_id, rule = %alarm.rule, episode,
+                        code = %refused.code, message = %refused.message,
+                        "SNS refused the resolved notification; it is not retried");
+                }
                 // Accepted or refused for good: either way, settled.
                 sink.ledger.confirm_resolution(&alarm, episode).await?;
                 sink.alarms.clear_resolve_notice(&alarm, episode).await?;
