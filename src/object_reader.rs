@@ -31,7 +31,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::failure::{Classify, FailureClass, classify_sdk};
+use crate::failure::{Classify, Dependency, FailureClass, StepError, classify_sdk};
 use crate::metrics;
 use crate::notification::ObjectRef;
 
@@ -133,6 +133,12 @@ impl Classify for ReadError {
                 FailureClass::Permanent
             }
         }
+    }
+}
+
+impl StepError for ReadError {
+    fn dependency(&self) -> Dependency {
+        Dependency::S3
     }
 }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS};
-use crate::failure::{Classify, Dependency, FailureClass};
+use crate::failure::{Classify, Dependency, FailureClass, StepError};
 use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
@@ -45,7 +45,7 @@ use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ObjectBody, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
-use crate::retry::{self, Attempt, StepError};
+use crate::retry::{self, Attempt};
 use crate::storage::{self, ItemRejectReason, ReadingStore, StoreError};
 use crate::telemetry::{LineParser, Reading, Timestamp, Value};
 
@@ -186,30 +186,8 @@ impl StepError for ProcessError {
     }
 }
 
-impl StepError for ReadError {
-    fn dependency(&self) -> Dependency {
-        Dependency::S3
-    }
-}
-
-impl StepError for QuarantineError {
-    fn dependency(&self) -> Dependency {
-        Dependency::S3
-    }
-}
-
-impl StepError for InferenceError {
-    fn dependency(&self) -> Dependency {
-        Dependency::Inference
-    }
-}
-
-impl StepError for StoreError {
-    fn dependency(&self) -> Dependency {
-        Dependency::DynamoDb
-    }
-}
-
+// `AlertError`'s own `dependency` (in `alerts`) decides which failures are
+// an outage of SNS or DynamoDB; this only adapts it to the retry loop.
 impl StepError for AlertError {
     fn dependency(&self) -> Dependency {
         // Contention blames no dependency; it is labelled as publishing.

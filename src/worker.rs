@@ -37,7 +37,6 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::{Alert, ClaimOwner};
 use crate::aws;
-use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::metrics;
 use crate::notification::{self, Notification};
@@ -55,9 +54,9 @@ const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
 const HOLD_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// Messages waiting only for their alerts, per processing slot.
 pub const PARKED_PER_SLOT: usize = 8;
-/// Redelivery delay after a failure: `retry_base * 2^(receives-1)`, capped.
-pub const RETRY_BASE: Duration = Duration::from_secs(10);
-const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+/// The first redelivery delay after a failure (the policy lives in
+/// [`crate::retry`]; this name is kept for the binary's wiring).
+pub use crate::retry::REDELIVERY_BASE as RETRY_BASE;
 
 /// Settings of the loop itself.
 #[derive(Debug, Clone)]
@@ -113,7 +112,7 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let abort = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut backoff = retry::RECEIVE.backoff();
         let ctx = TaskContext {
             sqs: self.sqs.clone(),
             pipeline: self.pipeline.clone(),
@@ -368,7 +367,7 @@ async fn handle_message(
             Ok(()) => delete(&ctx, &receipt, &message_id).await,
             Err(e) => {
                 metrics::message_failed(e.reason());
-                let delay = retry_delay(ctx.retry_base, receive_count);
+                let delay = retry::redelivery_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
                 set_visibility(&ctx, &receipt, delay).await;
@@ -502,12 +501,6 @@ async fn heartbeat(
     }
 }
 
-/// The redelivery delay after the `receive_count`-th failed attempt.
-pub fn retry_delay(base: Duration, receive_count: u32) -> Duration {
-    let exponent = receive_count.saturating_sub(1).min(16);
-    base.saturating_mul(1 << exponent).min(RETRY_MAX)
-}
-
 async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
     let result = ctx
         .sqs
@@ -538,18 +531,5 @@ async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
         .await;
     if let Err(e) = result {
         tracing::warn!(error = %DisplayErrorContext(&e), "could not change a message's visibility; it reappears after its timeout");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_grows_and_caps() {
-        assert_eq!(retry_delay(RETRY_BASE, 1), Duration::from_secs(10));
-        assert_eq!(retry_delay(RETRY_BASE, 2), Duration::from_secs(20));
-        assert_eq!(retry_delay(RETRY_BASE, 4), Duration::from_secs(80));
-        assert_eq!(retry_delay(RETRY_BASE, 100), RETRY_MAX);
     }
 }
