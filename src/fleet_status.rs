@@ -330,7 +330,7 @@ impl FleetStatus {
             .key(storage::TIMESTAMP, AttributeValue::S(device.to_owned()))
             .expression_attribute_values(
                 ":now",
-                AttributeValue::S(crate::ops::output::now().to_rfc3339_millis()),
+                AttributeValue::S(crate::telemetry::Timestamp::now().to_rfc3339_millis()),
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (i, part) in parts.iter().enumerate() {

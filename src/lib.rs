@@ -27,6 +27,7 @@ pub mod fleet_status;
 pub mod health;
 pub mod inference;
 pub mod liveness;
+pub mod log_text;
 pub mod metrics;
 pub mod notification;
 pub mod object_reader;

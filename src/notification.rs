@@ -10,6 +10,8 @@
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+use crate::log_text::shown;
+
 /// One S3 object to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
@@ -67,8 +69,6 @@ pub enum Notification {
     },
 }
 
-/// How much of any input text a detail may quote.
-const SHOWN_CHARS: usize = 64;
 /// How many event names a `NotObjectCreated` detail lists.
 const LISTED_EVENT_NAMES: usize = 5;
 
@@ -287,20 +287,6 @@ fn ignore(reason: IgnoreReason, detail: impl Into<String>) -> Notification {
         reason,
         detail: detail.into(),
     }
-}
-
-/// Quotes untrusted text for a log line: at most 64 characters, escaped.
-fn shown(value: &str) -> String {
-    let mut out = String::from("\"");
-    let mut chars = value.chars();
-    for c in chars.by_ref().take(SHOWN_CHARS) {
-        out.extend(c.escape_debug());
-    }
-    out.push('"');
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

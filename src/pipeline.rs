@@ -331,7 +331,7 @@ impl Pipeline {
         let mut parser: Option<LineParser> = None;
         let mut parsed: u64 = 0;
         let latest_allowed = Timestamp::from_unix_millis(
-            now().unix_millis() + self.max_future_skew.as_millis() as i64,
+            Timestamp::now().unix_millis() + self.max_future_skew.as_millis() as i64,
         );
 
         let stopped = loop {
@@ -567,7 +567,7 @@ impl<'p> ObjectRun<'p> {
                 );
             }
         }
-        let ingested_at = now().to_rfc3339_millis();
+        let ingested_at = Timestamp::now().to_rfc3339_millis();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
         let store = &self.pipeline.store;
         // Item k is the chunk's reading kept[k].
@@ -932,15 +932,7 @@ impl<'a> RejectionLog<'a> {
 /// A short, escaped excerpt of a line: object contents are data, not log
 /// formatting, and a long line must not become a long log record.
 fn excerpt(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(EXCERPT_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().nth(EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    crate::log_text::excerpt(text, EXCERPT_CHARS)
 }
 
 /// Opens a local file as an object body. A file that cannot be opened
@@ -963,13 +955,6 @@ async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectB
             code: e.to_string(),
         }),
     }
-}
-
-fn now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp::from_unix_millis(millis)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //! work is dropped: another worker may have the message now.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -311,9 +311,7 @@ async fn handle_message(
     if let Some(sent_ms) =
         attribute(MessageSystemAttributeName::SentTimestamp).and_then(|s| s.parse::<u64>().ok())
     {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = u64::try_from(crate::telemetry::Timestamp::now().unix_millis()).unwrap_or(0);
         metrics::queue_lag(Duration::from_millis(now_ms.saturating_sub(sent_ms)));
     }
 

@@ -334,7 +334,5 @@ impl AlertLedger {
 }
 
 fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::telemetry::Timestamp::now().unix_millis()
 }

@@ -507,7 +507,7 @@ async fn list_s3(
     prefix: &str,
     settings: &ProcessSettings,
 ) -> Result<Vec<Target>, ProcessCommandError> {
-    let now = unix_millis_now();
+    let now = crate::telemetry::Timestamp::now().unix_millis();
     let since = settings.since.map(|w| w.unix_millis(now));
     let until = settings.until.map(|w| w.unix_millis(now));
     let mut pages = s3
@@ -865,12 +865,6 @@ fn print_summary(
     ));
     print!("{out}");
     let _ = std::io::stdout().flush();
-}
-
-fn unix_millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// CPU time (user + system) the process has used so far.
