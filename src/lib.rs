@@ -39,4 +39,6 @@ pub mod retry;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+mod test_input;
 pub mod worker;

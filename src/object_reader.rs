@@ -155,8 +155,10 @@ pub enum Line<'a> {
 
 /// What S3 said about an object, with its body.
 pub struct ObjectBody {
+    /// What S3 says the object's length is: checked against the
+    /// size limit before any byte is read.
     pub content_length: Option<i64>,
-    pub content_encoding: Option<String>,
+    /// The bytes, streamed: an object is never held whole in memory.
     pub body: Box<dyn AsyncRead + Send + Unpin>,
 }
 
@@ -175,7 +177,6 @@ pub async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<ObjectB
     match request.send().await {
         Ok(output) => Ok(ObjectBody {
             content_length: output.content_length(),
-            content_encoding: output.content_encoding().map(str::to_owned),
             body: Box::new(output.body.into_async_read()),
         }),
         Err(err) => {
@@ -517,7 +518,6 @@ mod tests {
         ObjectRef {
             bucket: "b".into(),
             key: "k".into(),
-            size: None,
             version_id: None,
         }
     }

@@ -946,7 +946,6 @@ async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectB
     match opened {
         Ok((file, len)) => Ok(ObjectBody {
             content_length: i64::try_from(len).ok(),
-            content_encoding: None,
             body: Box::new(file),
         }),
         Err(e) => Err(ReadError::Missing {

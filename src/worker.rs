@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::operation::change_message_visibility::builders::ChangeMessageVisibilityFluentBuilder;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -460,13 +461,7 @@ async fn heartbeat(
             else {
                 return "every extension failed until the lease ran out";
             };
-            let call = ctx
-                .sqs
-                .change_message_visibility()
-                .queue_url(&*ctx.queue_url)
-                .receipt_handle(receipt)
-                .visibility_timeout(extend.as_secs() as i32)
-                .send();
+            let call = change_visibility(ctx, receipt, extend).send();
             // An extension that answers after the lease ended is worthless:
             // wait no longer than the lease.
             match tokio::time::timeout(left, call).await {
@@ -518,16 +513,24 @@ async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
 }
 
 async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
-    let seconds = delay.as_secs().min(MAX_INVISIBLE.as_secs()) as i32;
-    let result = ctx
-        .sqs
+    let result = change_visibility(ctx, receipt, delay).send().await;
+    if let Err(e) = result {
+        tracing::warn!(error = %DisplayErrorContext(&e), "could not change a message's visibility; it reappears after its timeout");
+    }
+}
+
+/// The `ChangeMessageVisibility` call both the heartbeat (extending the
+/// lease) and a failure (setting the redelivery delay) make, capped at
+/// SQS's ceiling.
+fn change_visibility(
+    ctx: &TaskContext,
+    receipt: &str,
+    timeout: Duration,
+) -> ChangeMessageVisibilityFluentBuilder {
+    let seconds = timeout.as_secs().min(MAX_INVISIBLE.as_secs()) as i32;
+    ctx.sqs
         .change_message_visibility()
         .queue_url(&*ctx.queue_url)
         .receipt_handle(receipt)
         .visibility_timeout(seconds)
-        .send()
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %DisplayErrorContext(&e), "could not change a message's visibility; it reappears after its timeout");
-    }
 }

@@ -545,7 +545,6 @@ async fn list_s3(
                 object: ObjectRef {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
-                    size: object.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: None,
                 },
                 path: None,
@@ -591,7 +590,6 @@ fn list_local(
                 object: ObjectRef {
                     bucket: LOCAL_BUCKET.to_owned(),
                     key: key.clone(),
-                    size: None,
                     version_id: None,
                 },
                 id: key,

@@ -348,20 +348,7 @@ mod tests {
             "\u{202e}",
             "12.5.",
         ];
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let mut line = String::new();
-            let pieces = next() % 24;
-            for _ in 0..pieces {
-                let index = usize::try_from(next() % FRAGMENTS.len() as u64).unwrap();
-                line.push_str(FRAGMENTS[index]);
-            }
+        for line in crate::test_input::fragment_runs(FRAGMENTS, 24, 20_000, 0x9e37_79b9_7f4a_7c15) {
             let (parser, _) = LineParser::detect(&line);
             for candidate in [
                 LineParser::detect(&line).0,
