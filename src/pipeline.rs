@@ -961,15 +961,6 @@ mod tests {
     use super::*;
     use crate::telemetry::Timestamp;
 
-    #[test]
-    fn excerpts_are_short_and_escaped() {
-        assert_eq!(excerpt("a\tb\"c"), "a\\tb\\\"c");
-        let long = "x".repeat(500);
-        let e = excerpt(&long);
-        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
-        assert!(e.ends_with('…'));
-    }
-
     fn reading(device: &str, ms: i64, fields: &[(&str, &str)]) -> Reading {
         Reading {
             device_id: device.into(),
