@@ -20,14 +20,12 @@
 //! quiet. Breach counts are at least once (a replayed object counts again).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::state::{self, Action, State, Transition};
-use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// The partition key attribute (the device, or `alert#<device>`).
@@ -36,9 +34,8 @@ pub const PARTITION: &str = "device_id";
 pub const RECORD: &str = "record";
 /// The actor of the transitions the workers make.
 pub const WORKER_ACTOR: &str = "fleetwatch";
-/// Conditional writes lost to another writer before giving up (each one
-/// means someone else changed the alarm meanwhile: the work is retried).
-const MAX_RACES: u32 = 25;
+/// Conditional writes lost to another writer before giving up.
+const MAX_RACES: u32 = crate::retry::ALARM_RACES_CALLS;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -396,7 +393,7 @@ impl AlarmStore {
         F: Fn(&'s AlarmStore) -> Fut,
         Fut: std::future::Future<Output = Result<Option<Alarm>, AlarmError>>,
     {
-        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
+        let mut backoff = crate::retry::ALARM_RACES.backoff();
         for _ in 0..MAX_RACES {
             if let Some(alarm) = attempt(self).await? {
                 return Ok(alarm);
@@ -760,8 +757,7 @@ fn parse_history(item: &Item) -> Option<HistoryEntry> {
     })
 }
 
+/// The wall clock, in the epoch milliseconds the alarm items hold.
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::telemetry::Timestamp::now().unix_millis()
 }

@@ -69,7 +69,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::{Alert, AlertId, Cooldown};
 use crate::alarms::Alarm;
 use crate::alarms::store::{PARTITION, RECORD};
-use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
@@ -337,7 +336,7 @@ impl AlertLedger {
         reason: Option<&str>,
     ) -> Result<(), LedgerError> {
         let started = std::time::Instant::now();
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut backoff = crate::retry::LEDGER_SETTLE.backoff();
         loop {
             let mut request = self
                 .client
@@ -396,7 +395,5 @@ fn ledger_key(device_id: &str, record: String) -> HashMap<String, AttributeValue
 }
 
 fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::telemetry::Timestamp::now().unix_millis()
 }

@@ -12,15 +12,12 @@
 //! on; throttling and everything else is retried, then reported as an
 //! error so the work is redone later.
 
-use std::time::Duration;
-
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::json;
 
 use super::AlertError;
 use super::message::Message;
-use crate::backoff::Backoff;
 use crate::failure::{FailureClass, classify_response, classify_sdk};
 use crate::metrics;
 
@@ -28,7 +25,7 @@ use crate::metrics;
 const MAX_BATCH: usize = 10;
 /// Attempts for entries SNS reports as failed (for a reason that may pass)
 /// before the delivery fails.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = crate::retry::SNS_ENTRIES_CALLS;
 
 /// Sends alerts to one topic.
 #[derive(Debug, Clone)]
@@ -157,7 +154,7 @@ impl AlertPublisher {
         outcome: &mut PublishOutcome,
     ) -> Result<Batch<'a>, AlertError> {
         let mut pending: Vec<(usize, &Message)> = batch.to_vec();
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = crate::retry::SNS_ENTRIES.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;
