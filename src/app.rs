@@ -9,7 +9,7 @@ use crate::alerts::publisher::AlertPublisher;
 use crate::aws;
 use crate::config::{InferenceBackend, OnInferenceError, PipelineSettings, SageMakerFormat};
 use crate::inference::embedded::EmbeddedModel;
-use crate::inference::sagemaker::{RequestFormat, SageMakerPredictor};
+use crate::inference::sagemaker::{Decision, RequestFormat, SageMakerPredictor};
 use crate::inference::{OnError, Predictor};
 use crate::object_reader::Limits;
 use crate::pipeline::Pipeline;
@@ -87,8 +87,9 @@ pub fn pipeline(
 }
 
 /// The prediction backend. The model (built in, or FLEETWATCH_MODEL) is
-/// loaded and checked even for SageMaker, whose default threshold is the
-/// model's: a bad model stops the command at start, not mid-stream.
+/// loaded and checked even for SageMaker, whose default threshold in `csv`
+/// and `json` mode is the model's: a bad model stops the command at start,
+/// not mid-stream.
 pub fn predictor(
     settings: &PipelineSettings,
     clients: &aws::Clients,
@@ -115,7 +116,13 @@ pub fn predictor(
                     labels: settings.sagemaker_labels.0.clone(),
                 },
             },
-            settings.sagemaker_threshold.unwrap_or(model.threshold()),
+            // An endpoint in `text` mode is not ours: its own labels stand
+            // unless a threshold is set. The others serve our model.
+            match (settings.sagemaker_threshold, settings.sagemaker_format) {
+                (Some(t), _) => Decision::Threshold(t),
+                (None, SageMakerFormat::Text) => Decision::EndpointLabel,
+                (None, _) => Decision::Threshold(model.threshold()),
+            },
         )),
         InferenceBackend::None => Predictor::Disabled,
     })

@@ -214,7 +214,9 @@ pub struct PipelineSettings {
     pub on_inference_error: OnInferenceError,
 
     /// Score at or above which a SageMaker prediction is POSITIVE. Default:
-    /// the threshold in the model's metadata (the endpoint serves the same model).
+    /// in `csv`/`json` mode the threshold in the model's metadata (the
+    /// endpoint serves the same model); in `text` mode the endpoint's own
+    /// decision, its most probable label.
     #[arg(long, env = "FLEETWATCH_SAGEMAKER_THRESHOLD", value_parser = parse_probability)]
     pub sagemaker_threshold: Option<f64>,
 

@@ -266,7 +266,11 @@ impl Predictor {
         result.map(Some)
     }
 
-    fn scored(&self, endpoint: &sagemaker::SageMakerPredictor, scores: &[Option<f64>]) -> Scored {
+    fn scored(
+        &self,
+        endpoint: &sagemaker::SageMakerPredictor,
+        scores: &[Option<sagemaker::Score>],
+    ) -> Scored {
         let mut refused = Vec::new();
         let model = self.model_id();
         let predictions = endpoint
@@ -319,12 +323,18 @@ impl Predictor {
         }
     }
 
-    /// The decision threshold of the backend, when it has one.
+    /// The score from which the backend's POSITIVE predictions count
+    /// (`FLEETWATCH_MAINTENANCE_ALERT_SCORE=model`): the decision threshold,
+    /// or 0 for an endpoint that decides its labels itself, whose every
+    /// POSITIVE counts.
     pub fn threshold(&self) -> Option<f64> {
         match self {
             Predictor::Disabled => None,
             Predictor::Embedded(m) => Some(m.threshold()),
-            Predictor::SageMaker(s) => Some(s.threshold()),
+            Predictor::SageMaker(s) => Some(match s.decision() {
+                sagemaker::Decision::Threshold(t) => t,
+                sagemaker::Decision::EndpointLabel => 0.0,
+            }),
         }
     }
 
