@@ -20,9 +20,10 @@ with the standalone simulator binary built from the same `src/simulate`
 Training takes ~7 minutes on 2 cores (2.1 M rows, 150 trees).
 
 Writes models/fleetwatch.json (Booster.save_model), fleetwatch.meta.json
-and fleetwatch.parity.json (feature rows incl. missing values with the
-probabilities xgboost computed, plus a feature fixture: JSONL text and the
-features this module computed from it).
+and fleetwatch.parity.json (model/parity.py: feature rows incl. missing
+values with the probabilities, margins and TreeSHAP contributions xgboost
+computed, plus a feature fixture: JSONL text and the features this module
+computed from it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 
 import common
 import features
+import parity
 
 MODEL_ID = "fleetwatch-xgb-v1"
 VERSION = "1.0.0"
@@ -157,19 +159,8 @@ def main():
 
     rng = np.random.default_rng(12345)
     rows = parity_rows(valid, rng)
-    probs = booster.predict(xgb.DMatrix(rows, missing=np.nan, feature_names=features.FEATURE_NAMES))
-    margins = booster.predict(xgb.DMatrix(rows, missing=np.nan, feature_names=features.FEATURE_NAMES), output_margin=True)
-    parity = {
-        "model_id": MODEL_ID,
-        "feature_names": features.FEATURE_NAMES,
-        "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows],
-        "probabilities": [float(p) for p in probs],
-        "margins": [float(p) for p in margins],
-        "feature_fixture": feature_fixture(args.valid, valid["keys"]),
-    }
-    with open(os.path.join(args.out, "fleetwatch.parity.json"), "w", encoding="utf-8") as fh:
-        json.dump(parity, fh)
-        fh.write("\n")
+    fixture = feature_fixture(args.valid, valid["keys"])
+    parity.write(os.path.join(args.out, "fleetwatch.parity.json"), parity.document(booster, MODEL_ID, rows, fixture))
     print("model", os.path.getsize(model_path), "bytes")
 
 
