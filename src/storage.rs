@@ -3,8 +3,9 @@
 //! Item layout (partition key `device_id`, sort key `timestamp`):
 //! `device_id` S; `timestamp` S as RFC 3339 UTC with milliseconds, so keys
 //! sort by time; each numeric field N, written from the decimal text it was
-//! read as; every other field S; `prediction` M {label S, score N, model S}
-//! when a prediction was made; `source` M {bucket S, key S, line N};
+//! read as; every other field S; `prediction` M {label S, score N, model S,
+//! and for an explained POSITIVE `contributions` L of M {feature S, value N,
+//! contribution N}, its top three reasons} when a prediction was made; `source` M {bucket S, key S, line N};
 //! `ingested_at` S; and, with `FLEETWATCH_READING_TTL`, `expires_at` N (the
 //! table's TTL attribute). The attributes fleetwatch writes itself are
 //! listed once, in [`OWNED_ATTRIBUTES`]: an input field with one of those
@@ -38,6 +39,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use crate::backoff::Backoff;
 use crate::failure::{self, Classify, FailureClass};
 use crate::inference::Prediction;
+use crate::inference::explanation::Contribution;
 use crate::metrics;
 use crate::telemetry::number::{self, NumberError};
 use crate::telemetry::{Reading, Value};
@@ -232,6 +234,9 @@ pub fn item(
         if p.score.is_finite() {
             map.insert("score".into(), AttributeValue::N(format_score(p.score)));
         }
+        if !p.explanation.is_empty() {
+            map.insert("contributions".into(), contributions(&p.explanation));
+        }
         item.insert(PREDICTION.into(), AttributeValue::M(map));
     }
     item.insert(
@@ -250,6 +255,30 @@ pub fn item(
         item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
     }
     item
+}
+
+/// Why a POSITIVE prediction is POSITIVE, largest first: L of M {`feature`
+/// S, `value` N (absent when the reading had none), `contribution` N in
+/// log-odds}.
+fn contributions(reasons: &[Contribution]) -> AttributeValue {
+    AttributeValue::L(
+        reasons
+            .iter()
+            .map(|c| {
+                let mut m = HashMap::from([
+                    ("feature".into(), AttributeValue::S(c.feature.to_owned())),
+                    (
+                        "contribution".into(),
+                        AttributeValue::N(format!("{:.6}", c.contribution)),
+                    ),
+                ]);
+                if c.value.is_finite() {
+                    m.insert("value".into(), AttributeValue::N(c.value.to_string()));
+                }
+                AttributeValue::M(m)
+            })
+            .collect(),
+    )
 }
 
 /// Six decimals is far below any model's resolution and keeps the N text short.
@@ -635,6 +664,18 @@ mod tests {
             label: Label::Positive,
             score: 0.8765432,
             model: "m1".into(),
+            explanation: vec![
+                Contribution {
+                    feature: "oil_kpa_per_krpm",
+                    value: 46.5,
+                    contribution: 1.25,
+                },
+                Contribution {
+                    feature: "vibration_max",
+                    value: f32::NAN,
+                    contribution: 0.5,
+                },
+            ],
         };
         let it = item(
             &reading("VHC1", 1_760_914_020_000, "0.1"),
@@ -657,6 +698,22 @@ mod tests {
         };
         assert_eq!(pred["label"], AttributeValue::S("POSITIVE".into()));
         assert_eq!(pred["score"], AttributeValue::N("0.876543".into()));
+        let AttributeValue::L(reasons) = &pred["contributions"] else {
+            panic!("{pred:?}")
+        };
+        let AttributeValue::M(first) = &reasons[0] else {
+            panic!()
+        };
+        assert_eq!(
+            first["feature"],
+            AttributeValue::S("oil_kpa_per_krpm".into())
+        );
+        assert_eq!(first["value"], AttributeValue::N("46.5".into()));
+        assert_eq!(first["contribution"], AttributeValue::N("1.250000".into()));
+        let AttributeValue::M(second) = &reasons[1] else {
+            panic!()
+        };
+        assert!(!second.contains_key("value"), "a missing value is absent");
         let AttributeValue::M(source) = &it["source"] else {
             panic!()
         };
@@ -677,6 +734,7 @@ mod tests {
                 label: Label::Negative,
                 score: 0.1,
                 model: "m1".into(),
+                explanation: Vec::new(),
             };
             let it = item(&r, Some(&p), SRC, "now", Some(42));
             assert_ne!(

@@ -36,6 +36,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
         worst_value: "120".into(),
         worst_at: first,
         model: None,
+        explanation: Vec::new(),
         window_start: Cooldown::default().window_start(first),
         bucket: "b".into(),
         key: key.into(),

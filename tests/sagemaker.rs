@@ -137,14 +137,19 @@ async fn the_text_endpoint_keeps_its_own_labels_unless_a_threshold_is_set() {
     ];
     queue_answers(&moto, &answers, "application/json").await;
     let own = predictor_deciding(&moto, format.clone(), Decision::EndpointLabel).await;
-    assert_eq!(own.threshold(), Some(0.0), "every POSITIVE of its own counts");
+    assert_eq!(
+        own.threshold(),
+        Some(0.0),
+        "every POSITIVE of its own counts"
+    );
     let p = own
         .predict(&readings, &raw, OnError::Retry)
         .await
         .unwrap()
         .unwrap();
     assert!(
-        p.iter().all(|p| p.label == Label::Positive && p.score == 0.9),
+        p.iter()
+            .all(|p| p.label == Label::Positive && p.score == 0.9),
         "{p:?}"
     );
     let p = predictor_deciding(&moto, format, Decision::Threshold(0.94))
@@ -154,7 +159,8 @@ async fn the_text_endpoint_keeps_its_own_labels_unless_a_threshold_is_set() {
         .unwrap()
         .unwrap();
     assert!(
-        p.iter().all(|p| p.label == Label::Negative && p.score == 0.9),
+        p.iter()
+            .all(|p| p.label == Label::Negative && p.score == 0.9),
         "{p:?}"
     );
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::inference::explanation::Contribution;
 use crate::inference::{Label, Prediction};
 use crate::telemetry::{Reading, Timestamp};
 pub use ledger::ClaimOwner;
@@ -228,6 +229,10 @@ pub struct Alert {
     pub worst_at: Timestamp,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
+    /// Why the model flagged the vehicle: the top reasons of the worst
+    /// (highest-scoring) reading, largest first. Empty for safety alerts and
+    /// for backends that do not explain (SageMaker).
+    pub explanation: Vec<Contribution>,
     /// Start of the cooldown window every breach of this alert falls in:
     /// with device and rule, the alert's identity in the [`ledger`].
     pub window_start: Timestamp,
@@ -288,6 +293,7 @@ impl<'a> BreachLog<'a> {
                     index,
                     value.as_str(),
                     distance,
+                    &[],
                     || {
                         (
                             rule.to_string(),
@@ -305,15 +311,24 @@ impl<'a> BreachLog<'a> {
             && p.score >= min
         {
             let score = format_score(p.score);
-            self.fold(reading, AlertKind::Maintenance, 0, &score, p.score, || {
-                (
-                    "maintenance_predicted".to_owned(),
-                    "prediction.score".to_owned(),
-                    format_score(min),
-                    ">=",
-                    Some(p.model.clone()),
-                )
-            });
+            let why = &p.explanation;
+            self.fold(
+                reading,
+                AlertKind::Maintenance,
+                0,
+                &score,
+                p.score,
+                why,
+                || {
+                    (
+                        "maintenance_predicted".to_owned(),
+                        "prediction.score".to_owned(),
+                        format_score(min),
+                        ">=",
+                        Some(p.model.clone()),
+                    )
+                },
+            );
         }
     }
 
@@ -325,6 +340,7 @@ impl<'a> BreachLog<'a> {
         index: usize,
         value: &str,
         distance: f64,
+        explanation: &[Contribution],
         describe: impl FnOnce() -> (String, String, String, &'static str, Option<String>),
     ) {
         let at = reading.timestamp;
@@ -344,6 +360,7 @@ impl<'a> BreachLog<'a> {
                 if distance > worst {
                     alert.worst_value = value.to_owned();
                     alert.worst_at = at;
+                    alert.explanation = explanation.to_vec();
                 }
             }
             None => {
@@ -363,6 +380,7 @@ impl<'a> BreachLog<'a> {
                         worst_value: value.to_owned(),
                         worst_at: at,
                         model,
+                        explanation: explanation.to_vec(),
                         window_start,
                         bucket: self.bucket.clone(),
                         key: self.key.clone(),
@@ -531,6 +549,7 @@ mod tests {
             label,
             score,
             model: "m1".into(),
+            explanation: Vec::new(),
         };
         log.record(&reading("A", 1, "90"), Some(&p(Label::Positive, 0.7)));
         log.record(&reading("B", 1, "90"), Some(&p(Label::Negative, 0.9)));

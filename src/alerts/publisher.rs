@@ -22,6 +22,7 @@ use serde_json::json;
 use super::Alert;
 use crate::backoff::Backoff;
 use crate::failure::{Classify, Dependency, FailureClass, classify_response, classify_sdk};
+use crate::inference::explanation;
 use crate::metrics;
 
 /// PublishBatch takes at most ten entries.
@@ -422,7 +423,13 @@ pub fn email_text(alert: &Alert) -> String {
             alert.count, alert.first, alert.last
         )
     };
-    format!("{what}\n\n{span} in s3://{}/{}.\n", alert.bucket, alert.key)
+    let why = explanation::sentence(&alert.explanation)
+        .map(|why| format!("\n\nWhy (what raised the score most): {why}."))
+        .unwrap_or_default();
+    format!(
+        "{what}{why}\n\n{span} in s3://{}/{}.\n",
+        alert.bucket, alert.key
+    )
 }
 
 /// The JSON document SQS and Lambda subscribers receive.
@@ -441,6 +448,12 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": alert.worst_value,
         "worst_timestamp": alert.worst_at.to_string(),
         "model": alert.model,
+        "reasons": alert.explanation.iter().map(|c| json!({
+            "feature": c.feature,
+            "value": c.value.is_finite().then_some(c.value),
+            "contribution": c.contribution,
+            "text": explanation::describe(c),
+        })).collect::<Vec<_>>(),
         "window_start": alert.window_start.to_string(),
         "source": { "bucket": alert.bucket, "key": alert.key },
     })
@@ -466,6 +479,7 @@ mod tests {
             worst_value: "124".into(),
             worst_at: Timestamp::from_unix_millis(1_760_914_020_000),
             model: None,
+            explanation: Vec::new(),
             window_start: Timestamp::from_unix_millis(1_760_913_900_000),
             bucket: "b".into(),
             key: "fleet data.txt".into(),
@@ -494,6 +508,43 @@ mod tests {
         ));
         assert_eq!(reason_label("InvalidParameter"), "invalid_parameter");
         assert_eq!(reason_label("whatever SNS sends"), "invalid_request");
+    }
+
+    /// A maintenance alert says why the model flagged the vehicle, in
+    /// words (email) and as data (JSON).
+    #[test]
+    fn a_maintenance_alert_says_why() {
+        let mut a = alert();
+        a.kind = AlertKind::Maintenance;
+        a.model = Some("fleetwatch-xgb-v1".into());
+        a.worst_value = "0.9712".into();
+        a.explanation = vec![
+            explanation::Contribution {
+                feature: "oil_kpa_per_krpm",
+                value: 46.2,
+                contribution: 1.5,
+            },
+            explanation::Contribution {
+                feature: "engine_temp_c",
+                value: f32::NAN,
+                contribution: 0.25,
+            },
+        ];
+        let text = email_text(&a);
+        assert!(
+            text.contains(
+                "Why (what raised the score most): oil pressure 46 kPa per 1,000 rpm (at 2,000 rpm: 92 kPa); engine temperature not reported."
+            ),
+            "{text}"
+        );
+        let j = machine_json(&a);
+        assert_eq!(j["reasons"][0]["feature"], "oil_kpa_per_krpm");
+        assert_eq!(j["reasons"][0]["contribution"], 1.5);
+        assert!(j["reasons"][1]["value"].is_null());
+        assert!(
+            !email_text(&alert()).contains("Why"),
+            "a safety alert has no model reasons"
+        );
     }
 
     #[test]

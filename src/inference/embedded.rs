@@ -8,10 +8,12 @@
 //! Scoring a chunk of 1000 readings takes about 1.5 ms, too long to hold an
 //! async runtime thread: [`super::Predictor`] runs it on a blocking thread
 //! (the model is shared behind an `Arc`, so handing it over is cheap).
+//! A POSITIVE prediction also carries why ([`super::explanation`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use super::explanation::{self, Contribution};
 use super::features::{FEATURE_NAMES, extract};
 use super::xgboost::{XgbError, XgbModel};
 use super::{Label, Prediction};
@@ -79,22 +81,37 @@ impl EmbeddedModel {
     }
 
     /// Predicts feature rows (row-major, [`FEATURE_NAMES`] order), one
-    /// prediction per row.
+    /// prediction per row; a POSITIVE one carries its explanation (when the
+    /// model file has the covers to compute it).
     pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<Prediction>, XgbError> {
         let mut scores = Vec::with_capacity(rows.len() / FEATURE_NAMES.len());
         self.model
             .predict_batch(rows, FEATURE_NAMES.len(), &mut scores)?;
-        Ok(scores
+        scores
             .into_iter()
-            .map(|s| {
+            .zip(rows.chunks(FEATURE_NAMES.len()))
+            .map(|(s, row)| {
                 let score = f64::from(s);
-                Prediction {
-                    label: Label::from_score(score, self.threshold),
+                let label = Label::from_score(score, self.threshold);
+                let explanation = if label == Label::Positive && self.model.explains() {
+                    self.explain(row)?
+                } else {
+                    Vec::new()
+                };
+                Ok(Prediction {
+                    label,
                     score,
                     model: self.id.clone(),
-                }
+                    explanation,
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    /// The features that pushed one row's score up most (TreeSHAP),
+    /// largest first.
+    pub fn explain(&self, row: &[f32]) -> Result<Vec<Contribution>, XgbError> {
+        Ok(explanation::top(&self.model.contributions(row)?, row))
     }
 }
 
@@ -123,6 +140,33 @@ mod tests {
                 .all(|p| (0.0..=1.0).contains(&p.score) && p.model == "fleetwatch-xgb-v1")
         );
         assert!(model.predict(&[]).unwrap().is_empty());
+    }
+
+    /// Every POSITIVE parity row says why, with the three features that
+    /// pushed its score up most; NEGATIVE rows carry nothing.
+    #[test]
+    fn positive_predictions_carry_their_top_three_reasons() {
+        let model = EmbeddedModel::builtin().unwrap();
+        let parity = crate::inference::parity::fixture();
+        let rows = crate::inference::parity::rows(&parity["rows"]);
+        let predictions = model.predict_rows(&rows).unwrap();
+        let positives: Vec<_> = predictions
+            .iter()
+            .filter(|p| p.label == Label::Positive)
+            .collect();
+        assert!(!positives.is_empty(), "the parity rows include positives");
+        for p in &predictions {
+            if p.label != Label::Positive {
+                assert!(p.explanation.is_empty());
+                continue;
+            }
+            assert_eq!(p.explanation.len(), explanation::TOP, "{p:?}");
+            assert!(
+                p.explanation
+                    .windows(2)
+                    .all(|w| w[0].contribution >= w[1].contribution && w[1].contribution > 0.0)
+            );
+        }
     }
 
     #[test]

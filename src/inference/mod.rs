@@ -11,8 +11,10 @@
 //! rolling features taken from the object's [`features::FeatureContext`].
 
 pub mod embedded;
+pub mod explanation;
 pub mod features;
 pub mod sagemaker;
+pub mod treeshap;
 pub mod xgboost;
 
 /// The training-time parity fixture (`models/fleetwatch.parity.json`),
@@ -92,6 +94,10 @@ pub struct Prediction {
     /// Which model made it, so items written by different model versions
     /// can be told apart.
     pub model: String,
+    /// Why a POSITIVE embedded prediction is POSITIVE: the features that
+    /// pushed it most, largest first (at most three). Empty for NEGATIVE
+    /// and UNKNOWN, and for SageMaker, whose container does not explain.
+    pub explanation: Vec<explanation::Contribution>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +290,7 @@ impl Predictor {
                         label: Label::Unknown,
                         score: f64::NAN,
                         model: model.clone(),
+                        explanation: Vec::new(),
                     }
                 })
             })
@@ -306,6 +313,7 @@ impl Predictor {
                 label: Label::Unknown,
                 score: f64::NAN,
                 model: model.clone(),
+                explanation: Vec::new(),
             })
             .collect()
     }

@@ -192,6 +192,7 @@ impl SageMakerPredictor {
                     label: self.decision.label(score),
                     score: score.probability,
                     model: self.model_id.clone(),
+                    explanation: Vec::new(),
                 })
             })
             .collect()
@@ -531,9 +532,18 @@ mod tests {
             decision.label(parse_probabilities(text, positive).unwrap()[0])
         };
         let own = Decision::EndpointLabel;
-        assert_eq!(label(r#"{"probabilities":[0.1,0.9]}"#, 1, own), Label::Positive);
-        assert_eq!(label(r#"{"probabilities":[0.9,0.1]}"#, 1, own), Label::Negative);
-        assert_eq!(label(r#"{"probabilities":[0.9,0.1]}"#, 0, own), Label::Positive);
+        assert_eq!(
+            label(r#"{"probabilities":[0.1,0.9]}"#, 1, own),
+            Label::Positive
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.9,0.1]}"#, 1, own),
+            Label::Negative
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.9,0.1]}"#, 0, own),
+            Label::Positive
+        );
         assert_eq!(
             label(r#"{"probabilities":[0.3,0.4,0.3]}"#, 1, own),
             Label::Positive
@@ -543,8 +553,14 @@ mod tests {
             Label::Negative
         );
         let set = Decision::Threshold(0.94);
-        assert_eq!(label(r#"{"probabilities":[0.1,0.9]}"#, 1, set), Label::Negative);
-        assert_eq!(label(r#"{"probabilities":[0.05,0.95]}"#, 1, set), Label::Positive);
+        assert_eq!(
+            label(r#"{"probabilities":[0.1,0.9]}"#, 1, set),
+            Label::Negative
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.05,0.95]}"#, 1, set),
+            Label::Positive
+        );
         // One probability (CSV, JSON): the endpoint's cut is 0.5.
         let one = |p| Score {
             probability: p,

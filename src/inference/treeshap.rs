@@ -77,8 +77,16 @@ impl ShapForest {
                         ShapNode {
                             feature: t.split_indices[i] as u32,
                             value: t.split_conditions[i],
-                            left: if leaf { LEAF } else { t.left_children[i] as u32 },
-                            right: if leaf { LEAF } else { t.right_children[i] as u32 },
+                            left: if leaf {
+                                LEAF
+                            } else {
+                                t.left_children[i] as u32
+                            },
+                            right: if leaf {
+                                LEAF
+                            } else {
+                                t.right_children[i] as u32
+                            },
                             default_left: t.default_left[i],
                             cover: f64::from(t.sum_hessian[i]),
                         }
