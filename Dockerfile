@@ -98,7 +98,7 @@ LABEL org.opencontainers.image.title="fleetwatch" \
 
 COPY --from=builder /out/fleetwatch /usr/local/bin/fleetwatch
 # The embedded maintenance model (FLEETWATCH_MODEL defaults to this path).
-COPY models/ /usr/share/fleetwatch/models/
+COPY model-artifacts/ /usr/share/fleetwatch/models/
 
 ENV FLEETWATCH_METRICS_ADDR=0.0.0.0:9090 \
     FLEETWATCH_MODEL=/usr/share/fleetwatch/models/fleetwatch.json \

@@ -8,7 +8,7 @@ use fleetwatch::inference::features::FEATURE_NAMES;
 use fleetwatch::inference::xgboost::XgbModel;
 
 fn bench(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("model-artifacts");
     let model = XgbModel::load(
         &dir.join("fleetwatch.json"),
         &dir.join("fleetwatch.meta.json"),

@@ -192,7 +192,7 @@ async fn a_broken_endpoint_is_an_error_or_an_explicit_unknown() {
 async fn sagemaker_serving_the_same_model_agrees_with_the_embedded_backend() {
     let moto = Moto::start();
     let (readings, raw) = readings();
-    // What the built-in XGBoost container serving models/fleetwatch.json
+    // What the built-in XGBoost container serving model-artifacts/fleetwatch.json
     // answers for these rows is what the evaluator computes (the evaluator
     // matches xgboost within 1e-6, see src/inference/xgboost.rs).
     let embedded = EmbeddedModel::builtin().unwrap();

@@ -1,6 +1,6 @@
 //! The `embedded` backend: the XGBoost model evaluated in-process.
 //!
-//! The committed model (`models/fleetwatch.json` and its metadata) is
+//! The committed model (`model-artifacts/fleetwatch.json` and its metadata) is
 //! compiled into the binary, so a worker predicts with no file to mount and
 //! no network call; `FLEETWATCH_MODEL` points at another model file (its
 //! metadata beside it as `<name>.meta.json`). Either way the model is

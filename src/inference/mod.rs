@@ -17,7 +17,7 @@ pub mod sagemaker;
 pub mod treeshap;
 pub mod xgboost;
 
-/// The training-time parity fixture (`models/fleetwatch.parity.json`),
+/// The training-time parity fixture (`model-artifacts/fleetwatch.parity.json`),
 /// shared by the evaluator, feature and SageMaker tests.
 #[cfg(test)]
 pub(crate) mod parity {

@@ -15,7 +15,7 @@
 //!   XGBoost does; the probability is `1 / (1 + exp(-margin))`.
 //!
 //! A model is only accepted together with its metadata file
-//! (`models/<name>.meta.json`) and the feature names the worker computes: a
+//! (`model-artifacts/<name>.meta.json`) and the feature names the worker computes: a
 //! mismatch in feature count, names, objective or base score is refused at
 //! load with a typed error, never discovered as silent nonsense at run time.
 //! Only numerical splits of a single-output `gbtree` are supported.
@@ -54,7 +54,7 @@ pub enum XgbError {
     FeatureCount { expected: usize, got: usize },
 }
 
-/// The model's metadata file, written by `model/train.py`.
+/// The model's metadata file, written by `model-training/train.py`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ModelMeta {
     pub model_id: String,
@@ -619,8 +619,8 @@ mod tests {
     #[test]
     fn meta_path_sits_beside_the_model() {
         assert_eq!(
-            XgbModel::meta_path_for(Path::new("models/fleetwatch.json")),
-            Path::new("models/fleetwatch.meta.json")
+            XgbModel::meta_path_for(Path::new("model-artifacts/fleetwatch.json")),
+            Path::new("model-artifacts/fleetwatch.meta.json")
         );
         assert_eq!(XgbModel::meta_path_for(Path::new(MODEL)), Path::new(META));
     }

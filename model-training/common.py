@@ -1,4 +1,4 @@
-"""Shared helpers for train.py and evaluate.py: loading a simulated fleet
+"""Shared helpers for train.py and fleets.py: loading a simulated fleet
 with its ground truth, labels, and the operator-facing metrics (alerts per
 object, false alarms per vehicle-day, lead time)."""
 

@@ -1,10 +1,10 @@
 """Packages fleetwatch's XGBoost model for the SageMaker built-in XGBoost
 container (image ``sagemaker-xgboost:1.7-1``) and checks the package.
 
-    model/.venv/bin/python model/package_sagemaker.py            # -> model/dist/model.tar.gz
+    model-training/.venv/bin/python model-training/package_sagemaker.py            # -> model-training/dist/model.tar.gz
 
 Layout: a gzip'd tar holding exactly ONE regular file, ``xgboost-model``, at
-the top level; its bytes are ``models/fleetwatch.json`` unchanged. SageMaker
+the top level; its bytes are ``model-artifacts/fleetwatch.json`` unchanged. SageMaker
 extracts ``model.tar.gz`` into ``/opt/ml/model``; the container's
 algorithm-mode handler loads the file it finds there by trying
 ``pickle.load`` and then ``xgb.Booster().load_model(path)``. XGBoost 1.x
@@ -20,7 +20,7 @@ which ``deploy_sagemaker.py`` uses to name SageMaker resources.
 
 Check (always run, also by ``deploy_sagemaker.py``): extract the archive
 into a temporary directory as SageMaker does, load it as the container
-does, and score the rows of ``models/fleetwatch.parity.json`` two ways:
+does, and score the rows of ``model-artifacts/fleetwatch.parity.json`` two ways:
 directly (float32 matrix), and through the real request path (rows
 formatted exactly as the worker writes them, decoded as the container
 decodes ``text/csv``, the answer rendered and parsed back as the worker
@@ -52,7 +52,7 @@ sys.path.insert(0, HERE)
 import sagemaker_csv  # noqa: E402
 
 MODEL_FILE_NAME = "xgboost-model"
-DEFAULT_MODEL = os.path.join(ROOT, "models", "fleetwatch.json")
+DEFAULT_MODEL = os.path.join(ROOT, "model-artifacts", "fleetwatch.json")
 DEFAULT_OUT = os.path.join(HERE, "dist", "model.tar.gz")
 TOLERANCE = 1e-6
 
@@ -226,10 +226,10 @@ def package(model_path: str, out_path: str, meta_path: str | None = None, parity
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="XGBoost JSON model (default: models/fleetwatch.json)")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="XGBoost JSON model (default: model-artifacts/fleetwatch.json)")
     ap.add_argument("--meta", help="metadata (default: <model>.meta.json)")
     ap.add_argument("--parity", help="parity rows (default: <model>.parity.json)")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output archive (default: model/dist/model.tar.gz)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="output archive (default: model-training/dist/model.tar.gz)")
     args = ap.parse_args(argv)
     try:
         summary = package(args.model, args.out, args.meta, args.parity)

@@ -2,25 +2,25 @@
 
 Reproduce (from the repository root; the simulator writes JSONL):
 
-    python3.11 -m venv model/.venv && model/.venv/bin/pip install -r model/requirements.txt
-    fleetwatch simulate --vehicles 150 --hours 336 --interval 30s --seed 101 --format jsonl --failure-rate 0.5 --out model/data/train
-    fleetwatch simulate --vehicles 100 --hours 336 --interval 30s --seed 202 --format jsonl --failure-rate 0.3 --out model/data/valid
-    fleetwatch simulate --vehicles 150 --hours 336 --interval 30s --seed 303 --format jsonl --failure-rate 0.3 --out model/data/test
-    model/.venv/bin/python model/train.py --train model/data/train --valid model/data/valid --out models
-    model/.venv/bin/python model/evaluate.py --test model/data/test --models models --report model/REPORT.md
+    python3.11 -m venv model-training/.venv && model-training/.venv/bin/pip install -r model-training/requirements.txt
+    fleetwatch simulate --vehicles 150 --hours 336 --interval 30s --seed 101 --format jsonl --failure-rate 0.5 --out model-training/data/train
+    fleetwatch simulate --vehicles 100 --hours 336 --interval 30s --seed 202 --format jsonl --failure-rate 0.3 --out model-training/data/valid
+    fleetwatch simulate --vehicles 150 --hours 336 --interval 30s --seed 303 --format jsonl --failure-rate 0.3 --out model-training/data/test
+    model-training/.venv/bin/python model-training/train.py --train model-training/data/train --valid model-training/data/valid --out models
+    # then the report across fleets: see model-training/fleets.py
 
 Until `fleetwatch simulate` exposes `--failure-rate`, the data were made
 with the standalone simulator binary built from the same `src/simulate`
 (`sim OUT_DIR VEHICLES HOURS INTERVAL_SECS SEED jsonl FAILURE_RATE`):
 
-    sim model/data/train 150 336 30 101 jsonl 0.5
-    sim model/data/valid 100 336 30 202 jsonl 0.3
-    sim model/data/test  150 336 30 303 jsonl 0.3
+    sim model-training/data/train 150 336 30 101 jsonl 0.5
+    sim model-training/data/valid 100 336 30 202 jsonl 0.3
+    sim model-training/data/test  150 336 30 303 jsonl 0.3
 
 Training takes ~7 minutes on 2 cores (2.1 M rows, 150 trees).
 
-Writes models/fleetwatch.json (Booster.save_model), fleetwatch.meta.json
-and fleetwatch.parity.json (model/parity.py: feature rows incl. missing
+Writes model-artifacts/fleetwatch.json (Booster.save_model), fleetwatch.meta.json
+and fleetwatch.parity.json (model-training/parity.py: feature rows incl. missing
 values with the probabilities, margins and TreeSHAP contributions xgboost
 computed, plus a feature fixture: JSONL text and the features this module
 computed from it).

@@ -1,8 +1,8 @@
 """Offline tests of the SageMaker path (issue 5 §4).
 
-    model/.venv/bin/python -m pytest model/test_sagemaker_package.py
+    model-training/.venv/bin/python -m pytest model-training/test_sagemaker_package.py
 
-(``model/.venv/bin/pip install -r model/requirements.txt -r model/requirements-dev.txt``
+(``model-training/.venv/bin/pip install -r model-training/requirements.txt -r model-training/requirements-dev.txt``
 first.) Nothing here calls AWS: the container's request handling is
 re-implemented in ``sagemaker_csv.py`` from the container's source, and the
 deploy flow runs against botocore's Stubber, which checks every call's
@@ -33,9 +33,9 @@ import features  # noqa: E402
 import package_sagemaker  # noqa: E402
 import sagemaker_csv  # noqa: E402
 
-MODEL = os.path.join(ROOT, "models", "fleetwatch.json")
-META = os.path.join(ROOT, "models", "fleetwatch.meta.json")
-PARITY = os.path.join(ROOT, "models", "fleetwatch.parity.json")
+MODEL = os.path.join(ROOT, "model-artifacts", "fleetwatch.json")
+META = os.path.join(ROOT, "model-artifacts", "fleetwatch.meta.json")
+PARITY = os.path.join(ROOT, "model-artifacts", "fleetwatch.parity.json")
 RUST_FEATURES = os.path.join(ROOT, "src", "inference", "features.rs")
 PY = sys.executable
 ROLE = "arn:aws:iam::123456789012:role/fleetwatch-sagemaker"

@@ -1,13 +1,13 @@
-"""Writes models/fleetwatch.parity.json: feature rows (with missing values)
+"""Writes model-artifacts/fleetwatch.parity.json: feature rows (with missing values)
 and what the pinned xgboost computes for them (probabilities, margins and
 `pred_contribs` TreeSHAP contributions), plus a feature fixture (JSONL text
-and the features model/features.py computed from it). The Rust tests hold
+and the features model-training/features.py computed from it). The Rust tests hold
 the embedded evaluator, the feature code and the explanations to it.
 
 train.py calls `write` after training. To add the contributions to an
 existing parity file without retraining (same rows, same model):
 
-    .venv-model/bin/python model/parity.py --models models
+    .venv-model/bin/python model-training/parity.py --models model-artifacts
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Checks that a deployed SageMaker endpoint gives the embedded model's answers.
 
-    model/.venv/bin/python model/check_endpoint.py --endpoint fleetwatch-maintenance --region eu-west-1
+    model-training/.venv/bin/python model-training/check_endpoint.py --endpoint fleetwatch-maintenance --region eu-west-1
 
-Sends the rows of ``models/fleetwatch.parity.json`` (200 feature rows, about
+Sends the rows of ``model-artifacts/fleetwatch.parity.json`` (200 feature rows, about
 half with missing values, one all-missing) exactly as the worker sends
 readings: ``text/csv``, no header, the features in the metadata's order as
 f32 in Rust Display form, an EMPTY cell for a missing value, at most 500
@@ -31,8 +31,8 @@ sys.path.insert(0, HERE)
 
 import sagemaker_csv  # noqa: E402
 
-DEFAULT_PARITY = os.path.join(ROOT, "models", "fleetwatch.parity.json")
-DEFAULT_META = os.path.join(ROOT, "models", "fleetwatch.meta.json")
+DEFAULT_PARITY = os.path.join(ROOT, "model-artifacts", "fleetwatch.parity.json")
+DEFAULT_META = os.path.join(ROOT, "model-artifacts", "fleetwatch.meta.json")
 TOLERANCE = 1e-5
 
 

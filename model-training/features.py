@@ -5,7 +5,7 @@ must compute bit-identical values: same feature order, same per-object /
 per-device rolling windows, same float64 arithmetic in the same order
 (window sums oldest first), rounded once to float32 at the end. The table
 of definitions lives in the Rust module doc; the parity fixture written by
-``train.py`` (``models/fleetwatch.parity.json``, key ``feature_fixture``)
+``train.py`` (``model-artifacts/fleetwatch.parity.json``, key ``feature_fixture``)
 lets the Rust tests check the two agree.
 
 Vectorised over all rows of all objects at once: a row's lag-``k``

@@ -1,14 +1,14 @@
 """Deploys fleetwatch's model to a SageMaker endpoint (built-in XGBoost
 1.7-1 container, CSV contract), serverless or real-time. See docs/sagemaker.md.
 
-    model/.venv/bin/python model/deploy_sagemaker.py \\
+    model-training/.venv/bin/python model-training/deploy_sagemaker.py \\
         --s3 s3://my-bucket/fleetwatch/models/ \\
         --role-arn arn:aws:iam::123456789012:role/fleetwatch-sagemaker \\
         --region eu-west-1 --serverless --memory 2048 --max-concurrency 5 [--dry-run]
 
 Steps (each skipped when already done, so re-running is safe):
 
-1. package ``models/fleetwatch.json`` as ``model.tar.gz`` and check it
+1. package ``model-artifacts/fleetwatch.json`` as ``model.tar.gz`` and check it
    (``package_sagemaker.py``: layout, load, parity scores within 1e-6);
 2. upload it to ``s3://bucket/prefix/<model_id>/<version>/<sha12>/model.tar.gz``
    (a new key per artifact: an existing Model's data is never overwritten);
@@ -377,7 +377,7 @@ def main(argv=None) -> int:
         f"arn:<partition>:sagemaker:{args.region}:<account>:endpoint/{args.endpoint_name}"
     )
     print(
-        "# check it: model/.venv/bin/python model/check_endpoint.py "
+        "# check it: model-training/.venv/bin/python model-training/check_endpoint.py "
         f"--endpoint {args.endpoint_name} --region {args.region}"
     )
     return 0
