@@ -19,8 +19,8 @@ use super::xgboost::{XgbError, XgbModel};
 use super::{Label, Prediction};
 use crate::telemetry::Reading;
 
-const BUILTIN_MODEL: &[u8] = include_bytes!("../../models/fleetwatch.json");
-const BUILTIN_META: &[u8] = include_bytes!("../../models/fleetwatch.meta.json");
+const BUILTIN_MODEL: &[u8] = include_bytes!("../../model-artifacts/fleetwatch.json");
+const BUILTIN_META: &[u8] = include_bytes!("../../model-artifacts/fleetwatch.meta.json");
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedModel {

@@ -23,7 +23,7 @@ pub mod xgboost;
 pub(crate) mod parity {
     /// The fixture document.
     pub fn fixture() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/model-artifacts/fleetwatch.parity.json");
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
