@@ -293,7 +293,6 @@ impl<'a> BreachLog<'a> {
                     index,
                     value.as_str(),
                     distance,
-                    &[],
                     || {
                         (
                             rule.to_string(),
@@ -311,27 +310,24 @@ impl<'a> BreachLog<'a> {
             && p.score >= min
         {
             let score = format_score(p.score);
-            let why = &p.explanation;
-            self.fold(
-                reading,
-                AlertKind::Maintenance,
-                0,
-                &score,
-                p.score,
-                why,
-                || {
-                    (
-                        "maintenance_predicted".to_owned(),
-                        "prediction.score".to_owned(),
-                        format_score(min),
-                        ">=",
-                        Some(p.model.clone()),
-                    )
-                },
-            );
+            let worst = self.fold(reading, AlertKind::Maintenance, 0, &score, p.score, || {
+                (
+                    "maintenance_predicted".to_owned(),
+                    "prediction.score".to_owned(),
+                    format_score(min),
+                    ">=",
+                    Some(p.model.clone()),
+                )
+            });
+            // The alert says why with the reasons of its worst reading.
+            if let Some(alert) = worst {
+                alert.explanation = p.explanation.clone();
+            }
         }
     }
 
+    /// Folds one breach into its alert; returns the alert when this
+    /// reading is now its worst (so the caller can attach what goes with it).
     #[allow(clippy::type_complexity)]
     fn fold(
         &mut self,
@@ -340,9 +336,8 @@ impl<'a> BreachLog<'a> {
         index: usize,
         value: &str,
         distance: f64,
-        explanation: &[Contribution],
         describe: impl FnOnce() -> (String, String, String, &'static str, Option<String>),
-    ) {
+    ) -> Option<&mut Alert> {
         let at = reading.timestamp;
         let window_start = self.cooldown.window_start(at);
         let entry_key = (
@@ -351,43 +346,42 @@ impl<'a> BreachLog<'a> {
             index,
             window_start.unix_millis(),
         );
-        match self.open.get_mut(&entry_key) {
-            Some(alert) => {
-                alert.count += 1;
-                alert.first = alert.first.min(at);
-                alert.last = alert.last.max(at);
-                let worst = worst_distance(alert, kind);
-                if distance > worst {
-                    alert.worst_value = value.to_owned();
-                    alert.worst_at = at;
-                    alert.explanation = explanation.to_vec();
-                }
+        if self.open.contains_key(&entry_key) {
+            let alert = self.open.get_mut(&entry_key)?;
+            alert.count += 1;
+            alert.first = alert.first.min(at);
+            alert.last = alert.last.max(at);
+            let worst = worst_distance(alert, kind);
+            if distance > worst {
+                alert.worst_value = value.to_owned();
+                alert.worst_at = at;
+                return Some(alert);
             }
-            None => {
-                let (rule, field, threshold, op, model) = describe();
-                self.open.insert(
-                    entry_key,
-                    Alert {
-                        device_id: reading.device_id.clone(),
-                        kind,
-                        rule,
-                        field,
-                        threshold,
-                        op,
-                        count: 1,
-                        first: at,
-                        last: at,
-                        worst_value: value.to_owned(),
-                        worst_at: at,
-                        model,
-                        explanation: explanation.to_vec(),
-                        window_start,
-                        bucket: self.bucket.clone(),
-                        key: self.key.clone(),
-                    },
-                );
-            }
+            return None;
         }
+        let (rule, field, threshold, op, model) = describe();
+        self.open.insert(
+            entry_key.clone(),
+            Alert {
+                device_id: reading.device_id.clone(),
+                kind,
+                rule,
+                field,
+                threshold,
+                op,
+                count: 1,
+                first: at,
+                last: at,
+                worst_value: value.to_owned(),
+                worst_at: at,
+                model,
+                explanation: Vec::new(),
+                window_start,
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+            },
+        );
+        self.open.get_mut(&entry_key)
     }
 
     /// The open alerts (windows with a breach not yet taken out).
@@ -539,6 +533,30 @@ mod tests {
             Cooldown::new(Duration::ZERO),
             Cooldown::new(Duration::from_millis(1))
         );
+    }
+
+    /// A maintenance alert says why with the reasons of its worst reading.
+    #[test]
+    fn a_maintenance_alert_keeps_the_reasons_of_its_worst_reading() {
+        let rules: Vec<AlertRule> = vec![];
+        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let p = |score, feature| Prediction {
+            label: Label::Positive,
+            score,
+            model: "m1".into(),
+            explanation: vec![Contribution {
+                feature,
+                value: 1.0,
+                contribution: 0.5,
+            }],
+        };
+        log.record(&reading("C", 1, "90"), Some(&p(0.85, "rpm")));
+        log.record(&reading("C", 2, "90"), Some(&p(0.95, "vibration_max")));
+        log.record(&reading("C", 3, "90"), Some(&p(0.90, "speed_kmph")));
+        let alerts = log.into_alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].worst_value, "0.9500");
+        assert_eq!(alerts[0].explanation[0].feature, "vibration_max");
     }
 
     #[test]

@@ -84,28 +84,46 @@ impl EmbeddedModel {
     /// prediction per row; a POSITIVE one carries its explanation (when the
     /// model file has the covers to compute it).
     pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<Prediction>, XgbError> {
+        let mut predictions = self.score_rows(rows)?;
+        self.explain_positives(rows, &mut predictions)?;
+        Ok(predictions)
+    }
+
+    /// Scores feature rows without explaining them.
+    pub fn score_rows(&self, rows: &[f32]) -> Result<Vec<Prediction>, XgbError> {
         let mut scores = Vec::with_capacity(rows.len() / FEATURE_NAMES.len());
         self.model
             .predict_batch(rows, FEATURE_NAMES.len(), &mut scores)?;
-        scores
+        Ok(scores
             .into_iter()
-            .zip(rows.chunks(FEATURE_NAMES.len()))
-            .map(|(s, row)| {
+            .map(|s| {
                 let score = f64::from(s);
-                let label = Label::from_score(score, self.threshold);
-                let explanation = if label == Label::Positive && self.model.explains() {
-                    self.explain(row)?
-                } else {
-                    Vec::new()
-                };
-                Ok(Prediction {
-                    label,
+                Prediction {
+                    label: Label::from_score(score, self.threshold),
                     score,
                     model: self.id.clone(),
-                    explanation,
-                })
+                    explanation: Vec::new(),
+                }
             })
-            .collect()
+            .collect())
+    }
+
+    /// Explains the POSITIVE predictions of [`EmbeddedModel::score_rows`]
+    /// (same rows, same order); nothing when the model cannot explain.
+    pub fn explain_positives(
+        &self,
+        rows: &[f32],
+        predictions: &mut [Prediction],
+    ) -> Result<(), XgbError> {
+        if !self.model.explains() {
+            return Ok(());
+        }
+        for (p, row) in predictions.iter_mut().zip(rows.chunks(FEATURE_NAMES.len())) {
+            if p.label == Label::Positive {
+                p.explanation = self.explain(row)?;
+            }
+        }
+        Ok(())
     }
 
     /// The features that pushed one row's score up most (TreeSHAP),

@@ -23,7 +23,10 @@ pub mod xgboost;
 pub(crate) mod parity {
     /// The fixture document.
     pub fn fixture() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/model-artifacts/fleetwatch.parity.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/model-artifacts/fleetwatch.parity.json"
+        );
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
@@ -359,6 +362,9 @@ impl Predictor {
 /// Scores feature rows with the embedded model, off the async runtime's
 /// threads unless the batch is tiny ([`INLINE_ROWS`]), so that receives,
 /// heartbeats and other messages keep their timing while a chunk is scored.
+/// Explanations never run on the runtime: one costs about as much as a
+/// thousand predictions, so a tiny batch with a POSITIVE row is explained
+/// on a blocking thread.
 ///
 /// `spawn_blocking` rather than `block_in_place`: `block_in_place` panics
 /// on a current-thread runtime, and even on the multi-threaded one it
@@ -371,10 +377,21 @@ async fn score_off_runtime(
     model: &embedded::EmbeddedModel,
     rows: Vec<f32>,
 ) -> Result<Vec<Prediction>, InferenceError> {
-    if rows.len() / FEATURE_NAMES.len() < INLINE_ROWS {
-        return model.predict_rows(&rows).map_err(InferenceError::from);
-    }
     let model = model.clone();
+    if rows.len() / FEATURE_NAMES.len() < INLINE_ROWS {
+        let mut predictions = model.score_rows(&rows)?;
+        if predictions.iter().all(|p| p.label != Label::Positive) {
+            return Ok(predictions);
+        }
+        return tokio::task::spawn_blocking(move || {
+            model
+                .explain_positives(&rows, &mut predictions)
+                .map(|()| predictions)
+        })
+        .await
+        .map_err(|e| InferenceError::Thread(e.to_string()))?
+        .map_err(InferenceError::from);
+    }
     tokio::task::spawn_blocking(move || model.predict_rows(&rows))
         .await
         .map_err(|e| InferenceError::Thread(e.to_string()))?

@@ -543,8 +543,14 @@ mod tests {
     use super::*;
     use crate::inference::features::FEATURE_NAMES;
 
-    const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model-artifacts/fleetwatch.json");
-    const META: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model-artifacts/fleetwatch.meta.json");
+    const MODEL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/model-artifacts/fleetwatch.json"
+    );
+    const META: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/model-artifacts/fleetwatch.meta.json"
+    );
 
     fn committed() -> XgbModel {
         XgbModel::load(Path::new(MODEL), Path::new(META), FEATURE_NAMES).unwrap()
