@@ -8,10 +8,13 @@ Per fleet (the simulator output is large: score it, then delete it):
     fleetwatch simulate --vehicles 150 --hours 336 --seed 1001 --failure-rate 0.3 --out /tmp/v1001
     .venv-model/bin/python model-training/fleets.py score --models model-artifacts --fleet /tmp/v1001 --out scores/v1001.json
 
-then, from the score files:
+then, from the score files (those behind the committed report are in
+model-training/fleet-scores/, so the report regenerates in seconds):
 
-    .venv-model/bin/python model-training/fleets.py report --models model-artifacts --valid scores/v10*.json \
-        --test scores/t20*.json --cuts scores/c*.json --report model-training/REPORT.md --set-threshold
+    S=model-training/fleet-scores
+    .venv-model/bin/python model-training/fleets.py report --models model-artifacts \
+        --valid $S/v10*.json --test $S/t20*.json --cuts $S/c2001-*.json $S/t2001.json \
+        --report model-training/REPORT.md --set-threshold
 
 Alerts are counted per vehicle-hour (a vehicle-hour with a flagged reading
 is one alert, as the worker alerts per device per hourly object), also for
@@ -121,8 +124,10 @@ def score(args):
     }
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(out, fh)
-    m = out["model"]["0.94"]
-    print(f"{args.fleet}: {len(s)} readings; at 0.94 {m['fa_per_vehicle_day']:.4f} FA/vehicle-day, {m['detected']}/{m['failures']}")
+    with open(os.path.join(args.models, "fleetwatch.meta.json"), encoding="utf-8") as fh:
+        thr = json.load(fh)["threshold"]
+    m = metrics(s >= thr)
+    print(f"{args.fleet}: {len(s)} readings; at {thr} {m['fa_per_vehicle_day']:.4f} FA/vehicle-day, {m['detected']}/{m['failures']}")
 
 
 def load(paths):
@@ -253,13 +258,18 @@ def report(args):
         L.append("The rolling features see only the readings of the same file (the worker keeps no state between "
                  "objects), so the first readings of every file have short windows. The same fleet uploaded in "
                  f"other file lengths, scored at {thr}, alerts still counted per vehicle-hour:\n")
-        L.append("| files | readings | detected | lead, missed = 0 h | false alarms / vehicle-day |")
+        L.append("| files | threshold | detected | lead, missed = 0 h | false alarms / vehicle-day |")
         L.append("|---|---|---|---|---|")
-        for c in sorted(cuts, key=lambda c: c["config"]["window_secs"]):
-            m = c["model"][key]
-            L.append(f"| {c['config']['window_secs'] // 60} min (seed {c['config']['seed']}) | {c['readings']} | "
-                     f"{m['detected']}/{m['failures']} | {m['median_lead_h_missed_as_0']:.1f} h | {m['fa_per_vehicle_day']:.4f} |")
+        for t in (thr, 0.9):
+            for c in sorted(cuts, key=lambda c: c["config"]["window_secs"]):
+                m = c["model"][str(t)]
+                L.append(f"| {c['config']['window_secs'] // 60} min (seed {c['config']['seed']}, {c['config']['vehicles']} vehicles) | {t} | "
+                         f"{m['detected']}/{m['failures']} | {m['median_lead_h_missed_as_0']:.1f} h | {m['fa_per_vehicle_day']:.4f} "
+                         f"({m['false_alarms']}) |")
         L.append("")
+        L.append("Shorter files cost a little: the first readings of each file see a short window, which makes a few "
+                 "more healthy vehicle-hours score high. At the chosen threshold the effect stays within the target; "
+                 "carrying a per-vehicle window across objects (or history-free features) is left for a later issue.\n")
     with open(args.report, "w", encoding="utf-8") as fh:
         fh.write("\n".join(L))
     print("\n".join(L))
