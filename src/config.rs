@@ -93,6 +93,7 @@ pub enum Command {
     Healthcheck(HealthcheckSettings),
     /// Generate realistic fleet telemetry (and its ground truth) into a
     /// directory or straight into S3.
+    #[cfg(feature = "simulate")]
     Simulate(SimulateSettings),
     /// Backfill or reprocess objects that already exist (an S3 prefix, or
     /// local files) through exactly the worker's pipeline.
@@ -637,6 +638,19 @@ pub struct BootstrapSettings {
     pub s3_path_style: Option<bool>,
 }
 
+impl BootstrapSettings {
+    /// What `bootstrap::run` creates, free of the command line.
+    pub fn plan(&self) -> crate::bootstrap::Plan {
+        crate::bootstrap::Plan {
+            bucket: self.bucket.clone(),
+            queue_name: self.queue_name.clone(),
+            table: self.table.clone(),
+            topic_name: self.topic_name.clone(),
+            max_receive_count: self.max_receive_count,
+        }
+    }
+}
+
 /// Settings of `fleetwatch healthcheck`.
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckSettings {
@@ -820,6 +834,7 @@ fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, Strin
 }
 
 /// Settings of `fleetwatch simulate`.
+#[cfg(feature = "simulate")]
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("destination").required(true).multiple(true).args(["out", "upload"])))]
 pub struct SimulateSettings {
@@ -839,8 +854,8 @@ pub struct SimulateSettings {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// File format.
-    #[arg(long, value_enum, default_value_t = SimFileFormat::Jsonl)]
-    pub format: SimFileFormat,
+    #[arg(long, value_enum, default_value_t = crate::simulate::SimFormat::JsonLines)]
+    pub format: crate::simulate::SimFormat,
     /// Gzip every file.
     #[arg(long)]
     pub gzip: bool,
@@ -864,15 +879,6 @@ pub struct SimulateSettings {
     pub s3_path_style: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SimFileFormat {
-    /// The original fleet sentence format.
-    Text,
-    /// JSON Lines.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-}
 
 fn parse_probability(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {

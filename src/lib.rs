@@ -12,8 +12,9 @@
 //! [`metrics`], [`health`] and [`liveness`] are how the worker is observed;
 //! [`config`] is the command line; [`ops`] holds the operator tools
 //! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
-//! per-vehicle records `status` reads; [`simulate`] generates realistic
-//! fleet data for demos, benchmarks and model training.
+//! per-vehicle records `status` reads; `simulate` (behind the `simulate`
+//! cargo feature, off by default) generates realistic fleet data for demos,
+//! benchmarks and model training.
 
 pub mod alerts;
 pub mod app;
@@ -35,6 +36,7 @@ pub mod pipeline;
 pub mod preflight;
 pub mod quarantine;
 pub mod retry;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;

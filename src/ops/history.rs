@@ -53,6 +53,13 @@ impl Range {
     }
 }
 
+/// `fleetwatch history`: the AWS environment's clients, printing to stdout.
+pub async fn command(settings: &HistorySettings) -> Result<(), HistoryError> {
+    let clients = crate::aws::Clients::new(&crate::aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    run(&clients.dynamodb, settings, &mut stdout).await
+}
+
 /// Runs the command, printing to `out`.
 pub async fn run(
     dynamodb: &aws_sdk_dynamodb::Client,

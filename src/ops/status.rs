@@ -113,6 +113,13 @@ pub struct Status {
     pub recent_seconds: u64,
 }
 
+/// `fleetwatch status`: the AWS environment's clients, printing to stdout.
+pub async fn command(settings: &StatusSettings) -> Result<(), StatusError> {
+    let clients = crate::aws::Clients::new(&crate::aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    run(&clients.sqs, &clients.dynamodb, settings, &mut stdout).await
+}
+
 /// Runs the command, printing to `out`.
 pub async fn run(
     sqs: &aws_sdk_sqs::Client,

@@ -23,8 +23,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use fleetwatch::aws::Clients;
-use fleetwatch::bootstrap::{self, Resources};
-use fleetwatch::config::BootstrapSettings;
+use fleetwatch::bootstrap::{self, Plan, Resources};
 
 pub const REGION: &str = "us-east-1";
 
@@ -99,14 +98,13 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-pub fn bootstrap_settings() -> BootstrapSettings {
-    BootstrapSettings {
+pub fn bootstrap_settings() -> Plan {
+    Plan {
         bucket: "fleet-telemetry".into(),
         queue_name: "fleet-telemetry".into(),
         table: "fleet-readings".into(),
         topic_name: "fleet-alerts".into(),
         max_receive_count: 5,
-        s3_path_style: Some(true),
     }
 }
 

@@ -1,13 +1,23 @@
-//! Building the pipeline from validated settings: the one place the
-//! worker (`main.rs`) and `fleetwatch process` assemble the predictor, the
-//! store, the alert sink, the limits and the quarantine, so the two cannot
-//! drift apart.
+//! Building the worker from validated settings: the one place the worker
+//! (the binary, and the tests through [`worker`]) and `fleetwatch process`
+//! assemble the predictor, the store, the alert sink, the limits and the
+//! quarantine, so they cannot drift apart. [`run`] is the whole `fleetwatch
+//! worker` process around it: the health server, the start-up checks and
+//! the loop until SIGTERM.
+
+pub mod bootstrap;
+pub mod run;
+pub mod shutdown;
+pub mod startup;
 
 use crate::alerts::AlertSink;
 use crate::alerts::ledger::AlertLedger;
 use crate::alerts::publisher::AlertPublisher;
 use crate::aws;
-use crate::config::{InferenceBackend, OnInferenceError, PipelineSettings, SageMakerFormat};
+use crate::config::{
+    InferenceBackend, OnInferenceError, PipelineSettings, SageMakerFormat, WorkerSettings,
+};
+use crate::health::Health;
 use crate::inference::embedded::EmbeddedModel;
 use crate::inference::sagemaker::{RequestFormat, SageMakerPredictor};
 use crate::inference::{OnError, Predictor};
@@ -15,6 +25,47 @@ use crate::object_reader::Limits;
 use crate::pipeline::Pipeline;
 use crate::quarantine::Quarantine;
 use crate::storage::ReadingStore;
+use crate::worker::{self, LoopSettings, Worker};
+
+/// The worker, built but not started: its parts stay open so a test can
+/// shorten what the command line does not set ([`LoopSettings::retry_base`]).
+pub struct WorkerBuild {
+    /// The client the loop receives, extends and deletes messages with.
+    pub sqs: aws_sdk_sqs::Client,
+    /// What each message's objects go through.
+    pub pipeline: Pipeline,
+    /// The loop's own settings (queue, concurrency, lease, grace).
+    pub loop_settings: LoopSettings,
+}
+
+impl WorkerBuild {
+    /// The loop, reporting to `health`; run it with [`Worker::run`].
+    pub fn into_worker(self, health: Health) -> Worker {
+        Worker::new(
+            self.sqs,
+            std::sync::Arc::new(self.pipeline),
+            self.loop_settings,
+            health,
+        )
+    }
+}
+
+/// The worker from its settings, talking to AWS through `clients` (the
+/// binary's from the SDK's environment; a test's may point one service at
+/// a fault proxy). Contacts nothing: the start-up checks are [`startup`]'s.
+pub fn worker(settings: &WorkerSettings, clients: &aws::Clients) -> Result<WorkerBuild, BuildError> {
+    Ok(WorkerBuild {
+        sqs: clients.sqs.clone(),
+        pipeline: pipeline(settings, clients, true, true)?,
+        loop_settings: LoopSettings {
+            queue_url: settings.queue_url.clone(),
+            concurrency: settings.concurrency,
+            visibility_timeout: settings.visibility_timeout,
+            shutdown_grace: settings.shutdown_grace,
+            retry_base: worker::RETRY_BASE,
+        },
+    })
+}
 
 /// A setting that validated but cannot be built: the model file.
 #[derive(Debug, thiserror::Error)]
