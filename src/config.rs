@@ -879,7 +879,6 @@ pub struct SimulateSettings {
     pub s3_path_style: Option<bool>,
 }
 
-
 fn parse_probability(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),

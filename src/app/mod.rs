@@ -53,7 +53,10 @@ impl WorkerBuild {
 /// The worker from its settings, talking to AWS through `clients` (the
 /// binary's from the SDK's environment; a test's may point one service at
 /// a fault proxy). Contacts nothing: the start-up checks are [`startup`]'s.
-pub fn worker(settings: &WorkerSettings, clients: &aws::Clients) -> Result<WorkerBuild, BuildError> {
+pub fn worker(
+    settings: &WorkerSettings,
+    clients: &aws::Clients,
+) -> Result<WorkerBuild, BuildError> {
     Ok(WorkerBuild {
         sqs: clients.sqs.clone(),
         pipeline: pipeline(settings, clients, true, true)?,

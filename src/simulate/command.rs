@@ -66,10 +66,13 @@ pub async fn run(settings: SimulateSettings) -> Result<(), SimulateCommandError>
         );
     }
     if let Some(target) = &settings.upload {
-        let target: S3Target = target.parse().map_err(|e: String| SimulateCommandError::Target {
-            value: target.clone(),
-            reason: e.to_string(),
-        })?;
+        let target: S3Target =
+            target
+                .parse()
+                .map_err(|e: String| SimulateCommandError::Target {
+                    value: target.clone(),
+                    reason: e.to_string(),
+                })?;
         let sdk = aws::load().await;
         let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
         let summary =
