@@ -53,14 +53,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// `--print-settings`: what the command would run with, after defaults,
-/// the environment and validation; nothing is contacted.
+/// the environment and validation (all done by the parse); nothing is
+/// contacted.
 fn print_settings(command: &Command) -> ExitCode {
-    if let Command::Worker(settings) = command
-        && let Err(e) = settings.validate()
-    {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
     println!("{command:#?}");
     ExitCode::SUCCESS
 }

@@ -4,7 +4,7 @@
 
 use crate::aws;
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{self, BootstrapSettings};
+use crate::config::BootstrapSettings;
 
 /// Why the command failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub async fn run(settings: &BootstrapSettings) -> Result<(), BootstrapCommandErr
         .region()
         .map(ToString::to_string)
         .ok_or(BootstrapCommandError::NoRegion)?;
-    let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+    let clients = aws::Clients::new(&sdk, settings.s3.path_style());
     let resources = bootstrap::run(&clients, &region, &settings.plan()).await?;
     print!("{}", resources.exports());
     Ok(())

@@ -10,16 +10,13 @@ use super::shutdown::cancel_on_signal;
 use super::startup::{self, StartupError};
 use super::{BuildError, worker};
 use crate::aws;
-use crate::config::{self, WorkerSettings};
+use crate::config::WorkerSettings;
 use crate::health::{self, Health};
 use crate::liveness::Liveness;
 
 /// Why the worker stopped before (or instead of) running.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Settings that depend on each other do not fit.
-    #[error("{0}")]
-    Settings(String),
     #[error("installing the metrics recorder: {0}")]
     Metrics(metrics_exporter_prometheus::BuildError),
     #[error("binding FLEETWATCH_METRICS_ADDR={addr}: {error}")]
@@ -35,18 +32,18 @@ pub enum RunError {
 
 /// Runs the worker until SIGTERM or Ctrl-C, then drains it.
 pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
-    settings.validate().map_err(RunError::Settings)?;
+    let pipeline = &settings.pipeline;
     let metrics = health::install_metrics().map_err(RunError::Metrics)?;
-    let listener = health::bind(settings.metrics_addr)
+    let listener = health::bind(settings.server.metrics_addr)
         .await
         .map_err(|error| RunError::Bind {
-            addr: settings.metrics_addr,
+            addr: settings.server.metrics_addr,
             error,
         })?;
 
     // /healthz answers from the start, so a start-up check retried through
     // an outage (each attempt is progress) does not get the task replaced.
-    let liveness = Liveness::new(settings.timeouts.liveness);
+    let liveness = Liveness::new(pipeline.timeouts.liveness);
     let health_state = Health::with_liveness(liveness.clone());
     let server_stop = CancellationToken::new();
     let server = tokio::spawn(health::serve(
@@ -57,20 +54,16 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
     ));
 
     let sdk = aws::load().await;
-    let timeouts = aws::Timeouts {
-        connect: settings.timeouts.aws_connect,
-        call: settings.timeouts.aws_call,
-        sagemaker: settings.timeouts.sagemaker,
-    };
-    let clients = aws::Clients::with_timeouts(
-        &sdk,
-        config::s3_path_style(settings.s3_path_style),
-        &timeouts,
-    );
+    let clients =
+        aws::Clients::with_timeouts(&sdk, pipeline.s3.path_style(), &pipeline.timeouts.aws());
 
-    let queue =
-        startup::check_until_ready(&clients, &settings.queue_url, &settings.table, &liveness)
-            .await?;
+    let queue = startup::check_until_ready(
+        &clients,
+        &settings.queue.url,
+        &pipeline.table.name,
+        &liveness,
+    )
+    .await?;
     match queue.max_receive_count {
         Some(n) => tracing::info!(
             max_receive_count = n,
@@ -80,7 +73,7 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
             "the queue has no redrive policy: a message that keeps failing is retried until it expires; add a dead-letter queue"
         ),
     }
-    if settings.alert_topic_arn.is_none() {
+    if pipeline.alerts.alert_topic_arn.is_none() {
         tracing::info!(
             "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
         );
@@ -88,9 +81,9 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
     let built = worker(&settings, &clients)?;
     tracing::info!(
         inference = %built.pipeline.predictor.describe(),
-        rules = %settings.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        rules = %pipeline.alerts.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         maintenance_alert_score = ?built.pipeline.maintenance_min_score,
-        table = %settings.table,
+        table = %pipeline.table.name,
         "configuration"
     );
 

@@ -71,7 +71,7 @@ pub async fn run(
     let mut readings = output::query(
         dynamodb,
         &KeyRange {
-            table: &settings.table,
+            table: &settings.table.name,
             partition: &settings.device,
             from: range.from.map(Timestamp::to_rfc3339_millis),
             to: range.to.map(Timestamp::to_rfc3339_millis),
@@ -88,7 +88,7 @@ pub async fn run(
         let alerts = output::query(
             dynamodb,
             &KeyRange {
-                table: &settings.table,
+                table: &settings.table.name,
                 partition: &format!("alert#{}", settings.device),
                 from: None,
                 to: None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::upload::{self, S3Target, UploadError};
 use super::{SimConfig, SimError};
 use crate::aws;
-use crate::config::{self, SimulateSettings};
+use crate::config::SimulateSettings;
 
 /// Why the command failed, naming the flag when a setting is at fault.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ pub async fn run(settings: SimulateSettings) -> Result<(), SimulateCommandError>
                     reason: e.to_string(),
                 })?;
         let sdk = aws::load().await;
-        let clients = aws::Clients::new(&sdk, config::s3_path_style(settings.s3_path_style));
+        let clients = aws::Clients::new(&sdk, settings.s3.path_style());
         let summary =
             upload::upload(&clients.s3, &cfg, &target, settings.upload_concurrency).await?;
         tracing::info!(
