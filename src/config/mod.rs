@@ -124,7 +124,6 @@ where
             clap::error::ErrorKind::ArgumentConflict,
             format!("{message}\n"),
         )
-        .format(&mut command)
     })?;
     Ok(cli)
 }

@@ -7,7 +7,7 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct QueueSettings {
     /// URL of the SQS queue that receives the bucket's notifications.
-    #[arg(id = "queue_url", long = "queue-url", env = "FLEETWATCH_QUEUE_URL", value_parser = parse_queue_url)]
+    #[arg(id = "queue_url", long = "queue-url", value_name = "QUEUE_URL", env = "FLEETWATCH_QUEUE_URL", value_parser = parse_queue_url)]
     pub url: String,
 }
 

@@ -13,7 +13,7 @@ use super::values::{parse_bounded, parse_duration};
 pub struct TableSettings {
     /// DynamoDB table for readings (partition key `device_id` S, sort key
     /// `timestamp` S); also the alert ledger's and the fleet status records'.
-    #[arg(id = "table", long = "table", env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
+    #[arg(id = "table", long = "table", value_name = "TABLE", env = "FLEETWATCH_TABLE", default_value = "fleetwatch-readings", value_parser = parse_table_name)]
     pub name: String,
 }
 
