@@ -10,7 +10,8 @@
 //! (errors classified by [`failure`], dependency health in
 //! [`dependencies`]); [`app`] builds the worker and the pipeline from the
 //! settings and runs the `fleetwatch worker` process;
-//! [`metrics`], [`health`] and [`liveness`] are how the worker is observed;
+//! [`metrics`], [`health`] and [`liveness`] are how the worker is observed
+//! ([`log_text`] quotes untrusted text in its logs);
 //! [`config`] is the command line, one settings group per file; [`ops`] holds the operator tools
 //! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
 //! per-vehicle records `status` reads; `simulate` (behind the `simulate`
@@ -29,6 +30,7 @@ pub mod fleet_status;
 pub mod health;
 pub mod inference;
 pub mod liveness;
+pub mod log_text;
 pub mod metrics;
 pub mod notification;
 pub mod object_reader;
@@ -41,4 +43,6 @@ pub mod retry;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+mod test_input;
 pub mod worker;

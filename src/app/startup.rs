@@ -2,12 +2,10 @@
 //! permission or resource stops the worker; a transient failure (an outage)
 //! is retried with backoff, so the task does not enter a restart loop.
 
-use std::time::Duration;
-
 use crate::aws;
-use crate::backoff::Backoff;
 use crate::liveness::Liveness;
 use crate::preflight::{self, PreflightError, QueueInfo};
+use crate::retry;
 
 /// Why the worker did not get past its start-up checks.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +18,8 @@ pub enum StartupError {
     Interrupted,
 }
 
-/// Runs [`preflight::check`] until it passes, each attempt counted as
+/// Runs [`preflight::check`] until it passes (backing off by
+/// [`retry::STARTUP`]), each attempt counted as
 /// progress on `liveness` so `/healthz` stays green through an outage.
 pub async fn check_until_ready(
     clients: &aws::Clients,
@@ -28,7 +27,7 @@ pub async fn check_until_ready(
     table: &str,
     liveness: &Liveness,
 ) -> Result<QueueInfo, StartupError> {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut backoff = retry::STARTUP.backoff();
     loop {
         let checked = preflight::check(&clients.sqs, &clients.dynamodb, queue_url, table).await;
         liveness.progress(); // an attempt completed
