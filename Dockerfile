@@ -60,10 +60,10 @@ COPY Cargo.toml Cargo.lock ./
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
     --mount=type=cache,target=/build/target,sharing=locked \
-    mkdir -p src bench \
+    mkdir -p src bench/e2e \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for b in evaluator pipeline; do echo 'fn main() {}' > "bench/$b.rs"; done \
+ && for b in evaluator pipeline e2e/main; do echo 'fn main() {}' > "bench/$b.rs"; done \
  && cargo build --release --locked --target "$(cat /rust-target)" --bin fleetwatch \
  && rm -rf src bench
 

@@ -14,6 +14,12 @@ use fleetwatch::simulate::{self, SimConfig, SimFormat, upload::S3Target};
 use fleetwatch::worker::{LoopSettings, Worker};
 use fleetwatch::{aws, bootstrap, health};
 
+/// mimalloc instead of glibc's malloc: a reading's item is a map of small
+/// strings, and freeing a chunk's worth of them at once made glibc spend
+/// about a third of the worker's CPU in malloc and free (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = config::parse();
     if cli.print_settings {
