@@ -1,8 +1,11 @@
-//! Exponential backoff with full jitter, for every retry loop in the worker.
+//! Exponential backoff with jitter: the mechanism behind every named retry
+//! policy of [`crate::retry`] (which holds the numbers).
 //!
-//! Full jitter (a uniformly random delay between zero and the exponential
-//! cap) spreads retries of many tasks apart, so a throttled service is not
-//! hit again by all of them at the same instant.
+//! Each delay is drawn uniformly from the upper half of the exponential
+//! cap, `[cap/2, cap]` ("equal jitter"): random enough to spread the
+//! retries of many tasks apart, so a throttled service is not hit again by
+//! all of them at the same instant, while the floor keeps a retry loop
+//! from ever spinning.
 
 use std::time::Duration;
 

@@ -43,6 +43,19 @@ pub trait Classify {
     fn class(&self) -> FailureClass;
 }
 
+/// An error a held step can meet: its class and the dependency it blames.
+/// Each stage's error says which of its failures are an outage of which
+/// dependency, beside its [`Classify`] implementation; the retry loop
+/// ([`crate::retry::hold`]) only reads the answer.
+pub trait StepError: Classify + std::fmt::Display {
+    fn dependency(&self) -> Dependency;
+
+    /// For contention: when the blocking claim ends, if known.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
 /// The AWS service a piece of work depends on, as named in metrics
 /// (`reason` labels), logs and `/readyz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -49,9 +49,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use futures_util::StreamExt;
 
 use crate::alerts::Alert;
-use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 use crate::inference::{Label, Prediction};
+use crate::retry;
 use crate::storage::{self, Item};
 use crate::telemetry::{Reading, Timestamp};
 
@@ -62,9 +62,6 @@ pub const MAX_DEVICES: usize = 10_000;
 /// A latest reading bigger than this is kept as its numbers only, so a
 /// record stays small whatever the input.
 pub const MAX_READING_BYTES: usize = 8 * 1024;
-/// Calls of [`FleetStatus::write`] per object before giving up (with the
-/// SDK's own 3 attempts each): about 3 s of backoff at most.
-const WRITE_ROUNDS: u32 = 4;
 /// Devices updated at once.
 const IN_FLIGHT: usize = 8;
 /// Conditional rounds per device before giving up on a race (each round
@@ -232,14 +229,14 @@ impl FleetStatus {
     /// Deliberately short: the records are a view, and the pipeline does
     /// not hold an object's alerts back for them (see `pipeline`).
     pub async fn write_with_retries(&self, batch: &StatusBatch) -> Result<(), StatusError> {
-        let mut backoff = Backoff::new(
-            std::time::Duration::from_millis(200),
-            std::time::Duration::from_secs(2),
-        );
+        let mut backoff = retry::FLEET_STATUS.backoff();
         loop {
             match self.write(batch).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.class().is_retryable() && backoff.attempts() + 1 < WRITE_ROUNDS => {
+                Err(e)
+                    if e.class().is_retryable()
+                        && backoff.attempts() + 1 < retry::FLEET_STATUS_CALLS =>
+                {
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => return Err(e),
@@ -333,7 +330,7 @@ impl FleetStatus {
             .key(storage::TIMESTAMP, AttributeValue::S(device.to_owned()))
             .expression_attribute_values(
                 ":now",
-                AttributeValue::S(crate::ops::output::now().to_rfc3339_millis()),
+                AttributeValue::S(crate::telemetry::Timestamp::now().to_rfc3339_millis()),
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (i, part) in parts.iter().enumerate() {

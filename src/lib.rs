@@ -10,7 +10,8 @@
 //! the stages, each call to a dependency held and retried by [`retry`]
 //! (errors classified by [`failure`], dependency health in
 //! [`dependencies`]); [`app`] builds the pipeline from the settings;
-//! [`metrics`], [`health`] and [`liveness`] are how the worker is observed;
+//! [`metrics`], [`health`] and [`liveness`] are how the worker is observed
+//! ([`log_text`] quotes untrusted text in its logs);
 //! [`config`] is the command line; [`ops`] holds the operator tools
 //! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
 //! per-vehicle records `status` reads; [`simulate`] generates realistic
@@ -29,6 +30,7 @@ pub mod health;
 pub mod inference;
 pub mod key_ledger;
 pub mod liveness;
+pub mod log_text;
 pub mod metrics;
 pub mod notification;
 pub mod object_reader;
@@ -40,4 +42,6 @@ pub mod retry;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+mod test_input;
 pub mod worker;

@@ -4,6 +4,8 @@
 //! `metrics` macros, so names, labels and units cannot drift apart between
 //! call sites, and this file is the catalogue an operator can read.
 
+pub mod recorder;
+
 use std::time::Duration;
 
 use metrics::{

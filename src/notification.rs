@@ -10,13 +10,17 @@
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+use crate::log_text::shown;
+
 /// One S3 object to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// The bucket the notification names.
     pub bucket: String,
     /// The object key, URL-decoded: usable as is with `GetObject`.
     pub key: String,
-    pub size: Option<u64>,
+    /// The version the notification announced, read exactly (a later
+    /// overwrite cannot change what the message stands for).
     pub version_id: Option<String>,
 }
 
@@ -67,8 +71,6 @@ pub enum Notification {
     },
 }
 
-/// How much of any input text a detail may quote.
-const SHOWN_CHARS: usize = 64;
 /// How many event names a `NotObjectCreated` detail lists.
 const LISTED_EVENT_NAMES: usize = 5;
 
@@ -253,11 +255,8 @@ fn object_ref(
     if key.is_empty() {
         return Err("object key is empty".to_string());
     }
-    // Size and version are informational: an odd value is dropped rather
-    // than failing an otherwise good notification.
-    let size = object
-        .and_then(|object| object.get("size"))
-        .and_then(Value::as_u64);
+    // An odd version is dropped rather than failing an otherwise good
+    // notification: the object is then read at its latest version.
     let version_id = object
         .and_then(|object| object.get(version_field))
         .and_then(Value::as_str)
@@ -266,7 +265,6 @@ fn object_ref(
     Ok(ObjectRef {
         bucket: bucket.to_string(),
         key,
-        size,
         version_id,
     })
 }
@@ -287,20 +285,6 @@ fn ignore(reason: IgnoreReason, detail: impl Into<String>) -> Notification {
         reason,
         detail: detail.into(),
     }
-}
-
-/// Quotes untrusted text for a log line: at most 64 characters, escaped.
-fn shown(value: &str) -> String {
-    let mut out = String::from("\"");
-    let mut chars = value.chars();
-    for c in chars.by_ref().take(SHOWN_CHARS) {
-        out.extend(c.escape_debug());
-    }
-    out.push('"');
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -360,17 +344,15 @@ mod tests {
             vec![ObjectRef {
                 bucket: "fleet".into(),
                 key: "fleet data/2025.txt".into(),
-                size: Some(442),
                 version_id: Some("v1".into()),
             }]
         );
     }
 
     #[test]
-    fn optional_size_and_version() {
+    fn odd_size_and_optional_version() {
         let body = r#"{"Records":[{"eventName":"ObjectCreated:CompleteMultipartUpload","s3":{"bucket":{"name":"b"},"object":{"key":"k","size":-1,"versionId":null}}}]}"#;
         let object = objects(decode(body)).remove(0);
-        assert_eq!(object.size, None);
         assert_eq!(object.version_id, None);
     }
 
@@ -523,7 +505,6 @@ mod tests {
             vec![ObjectRef {
                 bucket: "b".into(),
                 key: "fleet data/2025.txt".into(),
-                size: Some(5),
                 version_id: Some("IYV3p45".into()),
             }]
         );
@@ -632,19 +613,7 @@ mod tests {
             "-1",
             "\"\"",
         ];
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let mut body = String::new();
-            for _ in 0..next() % 40 {
-                let index = usize::try_from(next() % FRAGMENTS.len() as u64).unwrap();
-                body.push_str(FRAGMENTS[index]);
-            }
+        for body in crate::test_input::fragment_runs(FRAGMENTS, 40, 20_000, 0x2545_f491_4f6c_dd1d) {
             let _ = decode(&body);
             let _ = decode(&sns(&body));
         }

@@ -31,7 +31,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::failure::{Classify, FailureClass, classify_sdk};
+use crate::failure::{Classify, Dependency, FailureClass, StepError, classify_sdk};
 use crate::metrics;
 use crate::notification::ObjectRef;
 
@@ -136,6 +136,12 @@ impl Classify for ReadError {
     }
 }
 
+impl StepError for ReadError {
+    fn dependency(&self) -> Dependency {
+        Dependency::S3
+    }
+}
+
 /// One line of an object, as the reader found it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line<'a> {
@@ -149,8 +155,10 @@ pub enum Line<'a> {
 
 /// What S3 said about an object, with its body.
 pub struct ObjectBody {
+    /// What S3 says the object's length is: checked against the
+    /// size limit before any byte is read.
     pub content_length: Option<i64>,
-    pub content_encoding: Option<String>,
+    /// The bytes, streamed: an object is never held whole in memory.
     pub body: Box<dyn AsyncRead + Send + Unpin>,
 }
 
@@ -169,7 +177,6 @@ pub async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<ObjectB
     match request.send().await {
         Ok(output) => Ok(ObjectBody {
             content_length: output.content_length(),
-            content_encoding: output.content_encoding().map(str::to_owned),
             body: Box::new(output.body.into_async_read()),
         }),
         Err(err) => {
@@ -516,7 +523,6 @@ mod tests {
         ObjectRef {
             bucket: "b".into(),
             key: "k".into(),
-            size: None,
             version_id: None,
         }
     }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crate::alerts::publisher::AlertError;
 use crate::alerts::rules::AlertRule;
 use crate::alerts::{Alert, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS};
-use crate::failure::{Classify, Dependency, FailureClass};
+use crate::failure::{Classify, Dependency, FailureClass, StepError};
 use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
@@ -45,7 +45,7 @@ use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ObjectBody, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
-use crate::retry::{self, Attempt, StepError};
+use crate::retry::{self, Attempt};
 use crate::storage::{self, ItemRejectReason, ReadingStore, StoreError};
 use crate::telemetry::{LineParser, Reading, Timestamp};
 
@@ -186,30 +186,8 @@ impl StepError for ProcessError {
     }
 }
 
-impl StepError for ReadError {
-    fn dependency(&self) -> Dependency {
-        Dependency::S3
-    }
-}
-
-impl StepError for QuarantineError {
-    fn dependency(&self) -> Dependency {
-        Dependency::S3
-    }
-}
-
-impl StepError for InferenceError {
-    fn dependency(&self) -> Dependency {
-        Dependency::Inference
-    }
-}
-
-impl StepError for StoreError {
-    fn dependency(&self) -> Dependency {
-        Dependency::DynamoDb
-    }
-}
-
+// `AlertError`'s own `dependency` (in `alerts`) decides which failures are
+// an outage of SNS or DynamoDB; this only adapts it to the retry loop.
 impl StepError for AlertError {
     fn dependency(&self) -> Dependency {
         // Contention blames no dependency; it is labelled as publishing.
@@ -355,7 +333,7 @@ impl Pipeline {
         let mut parser: Option<LineParser> = None;
         let mut parsed: u64 = 0;
         let latest_allowed = Timestamp::from_unix_millis(
-            now().unix_millis() + self.max_future_skew.as_millis() as i64,
+            Timestamp::now().unix_millis() + self.max_future_skew.as_millis() as i64,
         );
 
         let stopped = loop {
@@ -639,7 +617,7 @@ impl<'p> ObjectRun<'p> {
                 );
             }
         }
-        let ingested_at = now().to_rfc3339_millis();
+        let ingested_at = Timestamp::now().to_rfc3339_millis();
         let prediction = |i: usize| predictions.as_ref().and_then(|p| p.get(i));
         let store = &self.pipeline.store;
         // Item k is the chunk's reading kept[k].
@@ -936,15 +914,7 @@ impl<'a> RejectionLog<'a> {
 /// A short, escaped excerpt of a line: object contents are data, not log
 /// formatting, and a long line must not become a long log record.
 fn excerpt(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(EXCERPT_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().nth(EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    crate::log_text::excerpt(text, EXCERPT_CHARS)
 }
 
 /// Opens a local file as an object body. A file that cannot be opened
@@ -958,7 +928,6 @@ async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectB
     match opened {
         Ok((file, len)) => Ok(ObjectBody {
             content_length: i64::try_from(len).ok(),
-            content_encoding: None,
             body: Box::new(file),
         }),
         Err(e) => Err(ReadError::Missing {
@@ -969,26 +938,10 @@ async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectB
     }
 }
 
-fn now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp::from_unix_millis(millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::telemetry::{Timestamp, Value};
-
-    #[test]
-    fn excerpts_are_short_and_escaped() {
-        assert_eq!(excerpt("a\tb\"c"), "a\\tb\\\"c");
-        let long = "x".repeat(500);
-        let e = excerpt(&long);
-        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
-        assert!(e.ends_with('…'));
-    }
 
     fn reading(device: &str, ms: i64, fields: &[(&str, &str)]) -> Reading {
         Reading {

@@ -17,7 +17,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::json;
 
-use crate::failure::{Classify, FailureClass, classify_sdk};
+use crate::failure::{Classify, Dependency, FailureClass, StepError, classify_sdk};
 use crate::notification::ObjectRef;
 
 /// Records kept per object before only counting.
@@ -31,6 +31,12 @@ pub struct QuarantineError {
     message: String,
     /// From the SDK error: whether the write may pass later.
     class: FailureClass,
+}
+
+impl StepError for QuarantineError {
+    fn dependency(&self) -> Dependency {
+        Dependency::S3
+    }
 }
 
 impl Classify for QuarantineError {

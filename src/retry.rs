@@ -22,7 +22,6 @@
 //! [`FailureClass::Permanent`] is returned at once: the caller rejects the
 //! input that caused it.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -31,38 +30,107 @@ use tokio::time::Instant;
 use crate::alerts::ClaimOwner;
 use crate::backoff::Backoff;
 use crate::dependencies::DependencyHealth;
-use crate::failure::{Classify, Dependency, FailureClass};
+use crate::failure::{Dependency, FailureClass, StepError};
 use crate::liveness::Liveness;
 use crate::metrics;
 
+// The policy table: every retry loop and redelivery delay of the worker
+// takes its numbers from here, so "how long do we wait for X" has one
+// answer. A `*_CALLS` bound ends a loop after that many calls (the first
+// included); the other loops end on a deadline their caller owns.
+
 /// Retrying a failing dependency while a message is held: from 1 s,
 /// doubling to a minute, so a long outage costs a call a minute per held
-/// message and recovery is noticed within a minute.
+/// message and recovery is noticed within a minute. Ends when the
+/// dependency recovers, after [`POISON_AFTER`], or at
+/// [`Attempt::hold_until`].
 pub const OUTAGE: Policy = Policy {
     base: Duration::from_secs(1),
     max: Duration::from_secs(60),
 };
 
-/// Retrying a failed visibility extension before the current lease ends.
+/// Retrying a failed visibility extension before the current lease ends
+/// (the lease's end is the deadline).
 pub const HEARTBEAT: Policy = Policy {
     base: Duration::from_millis(500),
     max: Duration::from_secs(10),
 };
 
-/// Waiting for another worker's claim to be confirmed or to go stale.
+/// Waiting for another worker's claim to be confirmed or to go stale (at
+/// least the claim's own `retry_after`).
 pub const CONTENTION: Policy = Policy {
     base: Duration::from_millis(500),
     max: Duration::from_secs(10),
 };
+
+/// Receiving from SQS after a failed `ReceiveMessage`: until shutdown.
+pub const RECEIVE: Policy = Policy {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(30),
+};
+
+/// The worker's start-up checks while a dependency is unreachable: until
+/// they pass, fail for good, or the process is stopped.
+pub const STARTUP: Policy = Policy {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
+
+/// The `UnprocessedItems` DynamoDB hands back from a batch write: sent
+/// again, at most [`UNPROCESSED_ITEMS_CALLS`] calls, then the step fails as
+/// throttled and [`OUTAGE`] takes over.
+pub const UNPROCESSED_ITEMS: Policy = Policy {
+    base: Duration::from_millis(50),
+    max: Duration::from_secs(5),
+};
+/// Calls of one batch write before its unprocessed items fail the step.
+pub const UNPROCESSED_ITEMS_CALLS: u32 = 8;
+
+/// The entries SNS failed in a `PublishBatch` for a reason that may pass:
+/// sent again, at most [`SNS_ENTRIES_CALLS`] calls, then the step fails and
+/// [`OUTAGE`] takes over.
+pub const SNS_ENTRIES: Policy = Policy {
+    base: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
+/// Calls of one `PublishBatch` before its failed entries fail the step.
+pub const SNS_ENTRIES_CALLS: u32 = 5;
+
+/// Recording a published (or refused) alert in the ledger: retried for up
+/// to half the claim's lease, after which a redelivery could take the
+/// claim over and publish again (the ledger owns that deadline).
+pub const LEDGER_SETTLE: Policy = Policy {
+    base: Duration::from_millis(50),
+    max: Duration::from_secs(2),
+};
+
+/// Writing an object's fleet-status view: deliberately short, as the
+/// records are a view and nothing waits for them; at most
+/// [`FLEET_STATUS_CALLS`] calls (each with the SDK's own 3 attempts).
+pub const FLEET_STATUS: Policy = Policy {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+};
+/// Calls of the fleet-status write per object: about 3 s of backoff.
+pub const FLEET_STATUS_CALLS: u32 = 4;
+
+/// The first redelivery delay of a message released after a failure; it
+/// doubles with each receive up to [`REDELIVERY_MAX`] (see
+/// [`redelivery_delay`]).
+pub const REDELIVERY_BASE: Duration = Duration::from_secs(10);
+/// The longest redelivery delay.
+pub const REDELIVERY_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// A step failing this long while its dependency serves other work is
 /// this message's own problem: it is released for redelivery.
 pub const POISON_AFTER: Duration = Duration::from_secs(120);
 
 /// A named backoff: where a retry loop starts and how far it grows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
+    /// The ceiling of the first delay.
     pub base: Duration,
+    /// The ceiling no delay exceeds, however many attempts were made.
     pub max: Duration,
 }
 
@@ -72,14 +140,11 @@ impl Policy {
     }
 }
 
-/// An error a held step can meet: its class, and the dependency it blames.
-pub trait StepError: Classify + fmt::Display {
-    fn dependency(&self) -> Dependency;
-
-    /// For contention: when the blocking claim ends, if known.
-    fn retry_after(&self) -> Option<Duration> {
-        None
-    }
+/// The redelivery delay after the `receive_count`-th failed receive:
+/// `base * 2^(receive_count - 1)`, at most [`REDELIVERY_MAX`].
+pub fn redelivery_delay(base: Duration, receive_count: u32) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(16);
+    base.saturating_mul(1 << exponent).min(REDELIVERY_MAX)
 }
 
 /// One attempt at a message: what every held step of it shares.
@@ -212,6 +277,8 @@ impl Drop for Waiting {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Classify;
+    use std::fmt;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[derive(Debug)]
@@ -330,5 +397,59 @@ mod tests {
         .await;
         assert!(result.is_ok());
         assert!(health.failing().is_empty());
+    }
+
+    #[test]
+    fn the_policy_table() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let table = [
+            (OUTAGE, s(1), s(60)),
+            (HEARTBEAT, ms(500), s(10)),
+            (CONTENTION, ms(500), s(10)),
+            (RECEIVE, ms(200), s(30)),
+            (STARTUP, s(1), s(30)),
+            (UNPROCESSED_ITEMS, ms(50), s(5)),
+            (SNS_ENTRIES, ms(100), s(5)),
+            (LEDGER_SETTLE, ms(50), s(2)),
+            (FLEET_STATUS, ms(200), s(2)),
+        ];
+        for (policy, base, max) in table {
+            assert_eq!(policy, Policy { base, max });
+            let mut backoff = policy.backoff();
+            let first = backoff.next_delay();
+            assert!(first >= base / 2 && first <= base, "{policy:?}: {first:?}");
+            for _ in 0..30 {
+                let delay = backoff.next_delay();
+                assert!(delay <= max, "{policy:?}: {delay:?}");
+            }
+            assert_eq!(backoff.ceiling(), max, "{policy:?} reaches its cap");
+        }
+        assert_eq!(
+            (
+                UNPROCESSED_ITEMS_CALLS,
+                SNS_ENTRIES_CALLS,
+                FLEET_STATUS_CALLS
+            ),
+            (8, 5, 4)
+        );
+        assert_eq!(POISON_AFTER, s(120));
+    }
+
+    #[test]
+    fn redelivery_delay_grows_and_caps() {
+        assert_eq!(
+            redelivery_delay(REDELIVERY_BASE, 1),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            redelivery_delay(REDELIVERY_BASE, 2),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            redelivery_delay(REDELIVERY_BASE, 4),
+            Duration::from_secs(80)
+        );
+        assert_eq!(redelivery_delay(REDELIVERY_BASE, 100), REDELIVERY_MAX);
     }
 }

@@ -35,17 +35,17 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use crate::backoff::Backoff;
-use crate::failure::{self, Classify, FailureClass};
+use crate::failure::{self, Classify, Dependency, FailureClass, StepError};
 use crate::inference::Prediction;
 use crate::metrics;
+use crate::retry;
 use crate::telemetry::number::{self, NumberError};
 use crate::telemetry::{Reading, Value};
 
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;
 /// Calls for one batch before giving up on its unprocessed items.
-const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = retry::UNPROCESSED_ITEMS_CALLS;
 /// DynamoDB's item size limit, 400 KB, attribute names included.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
@@ -126,6 +126,12 @@ impl Classify for StoreError {
             // table, or it is a bug. Either way it costs time, not data.
             StoreError::TableRefused { .. } | StoreError::Build(_) => FailureClass::Transient,
         }
+    }
+}
+
+impl StepError for StoreError {
+    fn dependency(&self) -> Dependency {
+        Dependency::DynamoDb
     }
 }
 
@@ -509,7 +515,7 @@ impl ReadingStore {
     /// One batch (`batch` indexes `items`), its `UnprocessedItems` retried
     /// with backoff.
     async fn send(&self, items: &[Item], mut batch: Vec<usize>) -> Result<(), BatchFailure> {
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut backoff = retry::UNPROCESSED_ITEMS.backoff();
         loop {
             let requests = batch
                 .iter()

@@ -32,9 +32,10 @@
 //! work is dropped: another worker may have the message now.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::operation::change_message_visibility::builders::ChangeMessageVisibilityFluentBuilder;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -44,7 +45,6 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::publisher::AlertError;
 use crate::alerts::{Alert, ClaimOwner};
 use crate::aws;
-use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::metrics;
 use crate::notification::{self, Notification};
@@ -62,9 +62,9 @@ const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
 const HOLD_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// Messages waiting only for their alerts, per processing slot.
 pub const PARKED_PER_SLOT: usize = 8;
-/// Redelivery delay after a failure: `retry_base * 2^(receives-1)`, capped.
-pub const RETRY_BASE: Duration = Duration::from_secs(10);
-const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+/// The first redelivery delay after a failure (the policy lives in
+/// [`crate::retry`]; this name is kept for the binary's wiring).
+pub use crate::retry::REDELIVERY_BASE as RETRY_BASE;
 
 /// Settings of the loop itself.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let abort = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut backoff = retry::RECEIVE.backoff();
         let (deleter, deleting) = Deleter::start(self.sqs.clone(), self.settings.queue_url.clone());
         let ctx = TaskContext {
             sqs: self.sqs.clone(),
@@ -329,9 +329,7 @@ async fn handle_message(
     if let Some(sent_ms) =
         attribute(MessageSystemAttributeName::SentTimestamp).and_then(|s| s.parse::<u64>().ok())
     {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = u64::try_from(crate::telemetry::Timestamp::now().unix_millis()).unwrap_or(0);
         metrics::queue_lag(Duration::from_millis(now_ms.saturating_sub(sent_ms)));
     }
 
@@ -385,7 +383,7 @@ async fn handle_message(
             Ok(()) => delete(&ctx, &receipt, &message_id).await,
             Err(e) => {
                 metrics::message_failed(e.reason());
-                let delay = retry_delay(ctx.retry_base, receive_count);
+                let delay = retry::redelivery_delay(ctx.retry_base, receive_count);
                 tracing::warn!(%message_id, receive_count, retry_in = ?delay, error = %e,
                     "message left for redelivery; the queue's redrive policy dead-letters it after maxReceiveCount receives");
                 set_visibility(&ctx, &receipt, delay).await;
@@ -480,13 +478,7 @@ async fn heartbeat(
             else {
                 return "every extension failed until the lease ran out";
             };
-            let call = ctx
-                .sqs
-                .change_message_visibility()
-                .queue_url(&*ctx.queue_url)
-                .receipt_handle(receipt)
-                .visibility_timeout(extend.as_secs() as i32)
-                .send();
+            let call = change_visibility(ctx, receipt, extend).send();
             // An extension that answers after the lease ended is worthless:
             // wait no longer than the lease.
             match tokio::time::timeout(left, call).await {
@@ -517,12 +509,6 @@ async fn heartbeat(
         }
         next = Instant::now() + timeout / 3;
     }
-}
-
-/// The redelivery delay after the `receive_count`-th failed attempt.
-pub fn retry_delay(base: Duration, receive_count: u32) -> Duration {
-    let exponent = receive_count.saturating_sub(1).min(16);
-    base.saturating_mul(1 << exponent).min(RETRY_MAX)
 }
 
 async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
@@ -667,29 +653,24 @@ pub async fn delete_batch(
 }
 
 async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {
-    let seconds = delay.as_secs().min(MAX_INVISIBLE.as_secs()) as i32;
-    let result = ctx
-        .sqs
-        .change_message_visibility()
-        .queue_url(&*ctx.queue_url)
-        .receipt_handle(receipt)
-        .visibility_timeout(seconds)
-        .send()
-        .await;
+    let result = change_visibility(ctx, receipt, delay).send().await;
     if let Err(e) = result {
         tracing::warn!(error = %DisplayErrorContext(&e), "could not change a message's visibility; it reappears after its timeout");
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_grows_and_caps() {
-        assert_eq!(retry_delay(RETRY_BASE, 1), Duration::from_secs(10));
-        assert_eq!(retry_delay(RETRY_BASE, 2), Duration::from_secs(20));
-        assert_eq!(retry_delay(RETRY_BASE, 4), Duration::from_secs(80));
-        assert_eq!(retry_delay(RETRY_BASE, 100), RETRY_MAX);
-    }
+/// The `ChangeMessageVisibility` call both the heartbeat (extending the
+/// lease) and a failure (setting the redelivery delay) make, capped at
+/// SQS's ceiling.
+fn change_visibility(
+    ctx: &TaskContext,
+    receipt: &str,
+    timeout: Duration,
+) -> ChangeMessageVisibilityFluentBuilder {
+    let seconds = timeout.as_secs().min(MAX_INVISIBLE.as_secs()) as i32;
+    ctx.sqs
+        .change_message_visibility()
+        .queue_url(&*ctx.queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(seconds)
 }

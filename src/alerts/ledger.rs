@@ -66,7 +66,6 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{Alert, Cooldown};
-use crate::backoff::Backoff;
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// How long ledger entries are kept (by DynamoDB TTL) after they are written.
@@ -290,7 +289,7 @@ impl AlertLedger {
         reason: Option<&str>,
     ) -> Result<(), LedgerError> {
         let started = std::time::Instant::now();
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut backoff = crate::retry::LEDGER_SETTLE.backoff();
         loop {
             let mut request = self
                 .client
@@ -335,7 +334,5 @@ impl AlertLedger {
 }
 
 fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::telemetry::Timestamp::now().unix_millis()
 }

@@ -20,7 +20,6 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::json;
 
 use super::Alert;
-use crate::backoff::Backoff;
 use crate::failure::{Classify, Dependency, FailureClass, classify_response, classify_sdk};
 use crate::metrics;
 
@@ -28,7 +27,7 @@ use crate::metrics;
 const MAX_BATCH: usize = 10;
 /// Attempts for entries SNS reports as failed (for a reason that may pass)
 /// before the delivery fails.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = crate::retry::SNS_ENTRIES_CALLS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
@@ -210,7 +209,7 @@ impl AlertPublisher {
         outcome: &mut PublishOutcome,
     ) -> Result<Batch<'a>, AlertError> {
         let mut pending: Vec<(usize, &Alert)> = batch.to_vec();
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = crate::retry::SNS_ENTRIES.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -392,7 +392,7 @@ pub fn csv_row(features: &[f32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::reading::{Number, Timestamp, Value};
+    use crate::telemetry::{Number, Timestamp, Value};
 
     fn reading(dev: &str, secs: i64, fields: &[(&str, f64)]) -> Reading {
         Reading {

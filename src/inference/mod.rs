@@ -42,7 +42,7 @@ pub(crate) mod parity {
 
 use std::time::Instant;
 
-use crate::failure::{Classify, FailureClass};
+use crate::failure::{Classify, Dependency, FailureClass, StepError};
 use crate::metrics;
 use crate::telemetry::Reading;
 use features::{FEATURE_NAMES, FeatureContext};
@@ -114,6 +114,12 @@ pub enum InferenceError {
     BadResponse { endpoint: String, message: String },
     #[error("the embedded model's thread failed: {0}")]
     Thread(String),
+}
+
+impl StepError for InferenceError {
+    fn dependency(&self) -> Dependency {
+        Dependency::Inference
+    }
 }
 
 impl Classify for InferenceError {

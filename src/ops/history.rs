@@ -59,7 +59,7 @@ pub async fn run(
     settings: &HistorySettings,
     out: &mut impl Write,
 ) -> Result<(), HistoryError> {
-    let range = Range::of(settings, output::now());
+    let range = Range::of(settings, Timestamp::now());
     // Newest first so `--limit` keeps the most recent; printed oldest first.
     let mut readings = output::query(
         dynamodb,

@@ -182,14 +182,6 @@ pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The clock, as a reading timestamp.
-pub fn now() -> crate::telemetry::Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    crate::telemetry::Timestamp::from_unix_millis(millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -507,7 +507,7 @@ async fn list_s3(
     prefix: &str,
     settings: &ProcessSettings,
 ) -> Result<Vec<Target>, ProcessCommandError> {
-    let now = unix_millis_now();
+    let now = crate::telemetry::Timestamp::now().unix_millis();
     let since = settings.since.map(|w| w.unix_millis(now));
     let until = settings.until.map(|w| w.unix_millis(now));
     let mut pages = s3
@@ -545,7 +545,6 @@ async fn list_s3(
                 object: ObjectRef {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
-                    size: object.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: None,
                 },
                 path: None,
@@ -591,7 +590,6 @@ fn list_local(
                 object: ObjectRef {
                     bucket: LOCAL_BUCKET.to_owned(),
                     key: key.clone(),
-                    size: None,
                     version_id: None,
                 },
                 id: key,
@@ -865,12 +863,6 @@ fn print_summary(
     ));
     print!("{out}");
     let _ = std::io::stdout().flush();
-}
-
-fn unix_millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// CPU time (user + system) the process has used so far.

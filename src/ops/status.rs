@@ -155,7 +155,7 @@ pub async fn gather(
         },
     )
     .await?;
-    let now = output::now().unix_millis();
+    let now = crate::telemetry::Timestamp::now().unix_millis();
     let since = crate::telemetry::Timestamp::from_unix_millis(
         now.saturating_sub(settings.recent.as_millis().min(i64::MAX as u128) as i64),
     )
@@ -307,7 +307,7 @@ async fn dead_letters(
         }
     }
     dlq.peeked = seen.len() as u64;
-    let now = output::now().unix_millis();
+    let now = crate::telemetry::Timestamp::now().unix_millis();
     dlq.oldest_age_seconds = oldest.map(|o| (now.saturating_sub(o).max(0) / 1000) as u64);
     if dlq.peeked < dlq.counts.visible {
         dlq.note = Some(format!(

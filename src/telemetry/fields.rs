@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::number::{self, NumberError};
-use super::reading::{Reading, Timestamp, Value};
+use super::reading::{Reading, Value};
+use super::timestamp::Timestamp;
 use super::timestamp::parse_timestamp;
 use super::{RejectReason, Rejection, shown};
 

@@ -20,9 +20,9 @@ mod text;
 pub mod timestamp;
 
 pub use fields::NUMERIC_FIELDS;
-pub use number::parse_number;
-pub use reading::{Number, Reading, Timestamp, Value};
-pub use timestamp::{format_rfc3339_millis, parse_timestamp};
+pub use number::{Number, parse_number};
+pub use reading::{Reading, Value};
+pub use timestamp::{Timestamp, format_rfc3339_millis, parse_timestamp};
 
 /// Why a line was not turned into a reading. `as_str()` gives a stable
 /// snake_case label used as a Prometheus label value.
@@ -104,25 +104,8 @@ impl Rejection {
     }
 }
 
-/// How many characters of an input value a detail may quote.
-const SHOWN_CHARS: usize = 64;
-
-/// Quotes input text for a log line: at most 64 characters, escaped with
-/// `escape_debug` so control characters, odd Unicode and quotes cannot
-/// forge or break log lines, with `…` marking truncation.
-pub(crate) fn shown(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(SHOWN_CHARS * 2) + 4);
-    out.push('"');
-    let mut chars = value.chars();
-    for c in chars.by_ref().take(SHOWN_CHARS) {
-        out.extend(c.escape_debug());
-    }
-    out.push('"');
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
-}
+/// How a detail quotes an input value (see [`crate::log_text`]).
+pub(crate) use crate::log_text::shown;
 
 /// The format of one object, decided from its first non-blank line.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,17 +201,6 @@ mod tests {
     fn rejection_display() {
         let rejection = Rejection::new(RejectReason::InvalidField, "speed_kmph: \"fast\"");
         assert_eq!(rejection.to_string(), "invalid_field: speed_kmph: \"fast\"");
-    }
-
-    #[test]
-    fn shown_truncates_and_escapes() {
-        assert_eq!(shown("a\"b\n"), "\"a\\\"b\\n\"");
-        let long = "x".repeat(100);
-        let s = shown(&long);
-        assert!(s.ends_with('…'));
-        assert_eq!(s.chars().filter(|c| *c == 'x').count(), 64);
-        assert_eq!(shown(&"é".repeat(64)), format!("\"{}\"", "é".repeat(64)));
-        assert_eq!(shown("\u{202e}"), "\"\\u{202e}\"");
     }
 
     #[test]
@@ -376,20 +348,7 @@ mod tests {
             "\u{202e}",
             "12.5.",
         ];
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let mut line = String::new();
-            let pieces = next() % 24;
-            for _ in 0..pieces {
-                let index = usize::try_from(next() % FRAGMENTS.len() as u64).unwrap();
-                line.push_str(FRAGMENTS[index]);
-            }
+        for line in crate::test_input::fragment_runs(FRAGMENTS, 24, 20_000, 0x9e37_79b9_7f4a_7c15) {
             let (parser, _) = LineParser::detect(&line);
             for candidate in [
                 LineParser::detect(&line).0,

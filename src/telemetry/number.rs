@@ -5,7 +5,48 @@
 //! Anything DynamoDB would refuse as an `N` value is refused here, so a
 //! rejected write never surprises the service later.
 
-use super::reading::Number;
+use std::fmt;
+
+/// A finite number that remembers the decimal text it was written as, so it
+/// can be stored without a float round trip (`0.1` stays `0.1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number {
+    /// The canonical decimal text: what DynamoDB stores, exactly.
+    text: String,
+    /// The same number as a float, for features and rules.
+    value: f64,
+}
+
+impl Number {
+    /// Parses decimal text: an optional sign, digits with an optional
+    /// fraction, an optional exponent. NaN, infinities, hex and empty text are
+    /// refused, as are values DynamoDB cannot store (more than 38 significant
+    /// digits, magnitude outside 1e-130..1e126).
+    pub fn parse(text: &str) -> Option<Number> {
+        parse_number(text)
+    }
+
+    /// Builds a number from text already known to be canonical. Only for the
+    /// number parser itself.
+    pub(crate) fn from_canonical(text: String, value: f64) -> Number {
+        Number { text, value }
+    }
+
+    /// Canonical decimal text, valid as a DynamoDB `N` value.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn as_f64(&self) -> f64 {
+        self.value
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 /// DynamoDB keeps at most 38 significant digits.
 const MAX_SIGNIFICANT_DIGITS: usize = 38;

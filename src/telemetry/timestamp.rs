@@ -9,7 +9,48 @@ use time::{Date, Month, Time};
 
 use super::RejectReason;
 use super::number;
-use super::reading::Timestamp;
+use std::fmt;
+
+/// An instant in UTC with millisecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Milliseconds since 1970-01-01T00:00:00Z: every input form
+    /// normalises to this one representation.
+    unix_millis: i64,
+}
+
+impl Timestamp {
+    pub fn from_unix_millis(unix_millis: i64) -> Timestamp {
+        Timestamp { unix_millis }
+    }
+
+    /// The clock now: the one place the crate reads the wall clock in
+    /// milliseconds (before 1970 reads as 1970).
+    pub fn now() -> Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp {
+            unix_millis: millis,
+        }
+    }
+
+    pub fn unix_millis(self) -> i64 {
+        self.unix_millis
+    }
+
+    /// RFC 3339 in UTC with exactly three fractional digits,
+    /// e.g. `2025-10-19T22:47:00.000Z`, so that the text sorts by time.
+    pub fn to_rfc3339_millis(self) -> String {
+        format_rfc3339_millis(self)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339_millis())
+    }
+}
 
 /// 9999-12-31T23:59:59.999Z: the last instant a four-digit year can show.
 const MAX_UNIX_MILLIS: i64 = 253_402_300_799_999;
