@@ -350,6 +350,11 @@ async fn a_stalled_body_fails_after_the_idle_timeout_and_is_read_again() {
     );
 }
 
+/// `fleetwatch_records_total{outcome="stored"}` of the worker.
+async fn stored(worker: &WorkerProcess) -> f64 {
+    worker_metric(worker, "fleetwatch_records_total", &[("outcome", "stored")]).await
+}
+
 /// Before: a read that failed after a chunk was stored restarted the
 /// object from its start and counted its lines again, so
 /// `fleetwatch_records_total` said more readings were stored (and
@@ -390,10 +395,6 @@ async fn an_object_read_again_counts_each_line_once() {
     // before the read fails.
     proxy.set_config(FaultConfig::new(6).stall_body("s3", "GetObject", 100_000));
     stack.put_object("incoming/again.jsonl", text).await;
-    let stored = |worker: &'_ WorkerProcess| {
-        let worker = worker;
-        async move { worker_metric(worker, "fleetwatch_records_total", &[("outcome", "stored")]).await }
-    };
     wait_for("a chunk stored, then a stalled body", WAIT, || async {
         (proxy.stats("s3").stalled >= 1 && stored(&worker).await >= 1000.0).then_some(())
     })
