@@ -272,7 +272,8 @@ async fn throughput(work: &Path) -> Res<()> {
     );
 
     // The emulator's own rate for the same items, several writers at once.
-    let writers = knob("E2E_RAW_WRITERS", 4) as usize;
+    // As many as the worker keeps in flight: 8 messages × 4 writers.
+    let writers = knob("E2E_RAW_WRITERS", 32) as usize;
     let raw_rate = raw_write_rate(&dynamodb, &readings, writers).await?;
     eprintln!("emulator: {raw_rate:.0} items/s with {writers} BatchWriteItem writers");
 
