@@ -21,7 +21,22 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
 use crate::aws::Clients;
-use crate::config::BootstrapSettings;
+
+/// What to create: the names, already validated (by `config` for the
+/// command line), and the dead-letter threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Bucket the vehicles upload to.
+    pub bucket: String,
+    /// The notification queue; its dead-letter queue gets `-dlq` appended.
+    pub queue_name: String,
+    /// DynamoDB table for readings (and the alert ledger, the fleet status).
+    pub table: String,
+    /// SNS topic for alerts.
+    pub topic_name: String,
+    /// Receives before a message is moved to the dead-letter queue.
+    pub max_receive_count: u32,
+}
 
 /// The worker's view of what was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +76,7 @@ fn fail<E: std::error::Error>(step: &'static str) -> impl FnOnce(E) -> Bootstrap
 pub async fn run(
     clients: &Clients,
     region: &str,
-    settings: &BootstrapSettings,
+    settings: &Plan,
 ) -> Result<Resources, BootstrapError> {
     create_bucket(clients, region, &settings.bucket).await?;
 

@@ -9,13 +9,15 @@
 //! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
 //! the stages, each call to a dependency held and retried by [`retry`]
 //! (errors classified by [`failure`], dependency health in
-//! [`dependencies`]); [`app`] builds the pipeline from the settings;
+//! [`dependencies`]); [`app`] builds the worker and the pipeline from the
+//! settings and runs the `fleetwatch worker` process;
 //! [`metrics`], [`health`] and [`liveness`] are how the worker is observed
 //! ([`log_text`] quotes untrusted text in its logs);
-//! [`config`] is the command line; [`ops`] holds the operator tools
+//! [`config`] is the command line, one settings group per file; [`ops`] holds the operator tools
 //! (`process`, `history`, `status`, `dlq`) and [`fleet_status`] the
-//! per-vehicle records `status` reads; [`simulate`] generates realistic
-//! fleet data for demos, benchmarks and model training.
+//! per-vehicle records `status` reads; `simulate` (behind the `simulate`
+//! cargo feature, off by default) generates realistic fleet data for demos,
+//! benchmarks and model training.
 
 pub mod alerts;
 pub mod app;
@@ -39,6 +41,7 @@ pub mod pipeline;
 pub mod preflight;
 pub mod quarantine;
 pub mod retry;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;

@@ -145,8 +145,8 @@ pub struct Scored {
     pub refused: Vec<usize>,
 }
 
-/// What to do when a prediction fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when a prediction fails (`FLEETWATCH_ON_INFERENCE_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnError {
     /// Fail the object: the message is left for redelivery (the default).
     #[default]

@@ -5,6 +5,7 @@
 //! a resource is missing or a permission is denied.
 
 pub mod dlq;
+pub mod dlq_command;
 pub mod history;
 pub mod output;
 pub mod process;

@@ -22,9 +22,10 @@ use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use fleetwatch::app::WorkerBuild;
 use fleetwatch::aws::Clients;
-use fleetwatch::bootstrap::{self, Resources};
-use fleetwatch::config::BootstrapSettings;
+use fleetwatch::bootstrap::{self, Plan, Resources};
+use fleetwatch::config::{self, WorkerSettings};
 
 pub const REGION: &str = "us-east-1";
 
@@ -99,15 +100,52 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-pub fn bootstrap_settings() -> BootstrapSettings {
-    BootstrapSettings {
+pub fn bootstrap_settings() -> Plan {
+    Plan {
         bucket: "fleet-telemetry".into(),
         queue_name: "fleet-telemetry".into(),
         table: "fleet-readings".into(),
         topic_name: "fleet-alerts".into(),
         max_receive_count: 5,
-        s3_path_style: Some(true),
     }
+}
+
+/// First redelivery delay of the tests' workers: the binary's 10 s would
+/// only make the tests that fail a message wait longer.
+pub const TEST_RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// `fleetwatch worker`'s settings exactly as the binary gets them (the real
+/// command-line definition, its defaults and its validation:
+/// [`config::try_parse_from`]), for `stack`'s
+/// queue and table (unless `args` gives `--table`), with `args` on top.
+/// `FLEETWATCH_*` variables of the test's environment apply as they would
+/// to the binary; the suite sets none.
+pub fn worker_settings(stack: &Stack, args: &[&str]) -> WorkerSettings {
+    let mut argv = vec![
+        "fleetwatch",
+        "worker",
+        "--queue-url",
+        stack.resources.queue_url.as_str(),
+    ];
+    if !args.contains(&"--table") {
+        argv.extend(["--table", stack.resources.table.as_str()]);
+    }
+    argv.extend(args);
+    let cli = fleetwatch::config::try_parse_from(argv.iter().copied())
+        .unwrap_or_else(|e| panic!("{argv:?} was refused: {e}"));
+    let config::Command::Worker(settings) = cli.command else {
+        panic!("{argv:?} is not the worker")
+    };
+    *settings
+}
+
+/// The worker for `settings`, built by the binary's own builder
+/// ([`fleetwatch::app::worker`]) on `clients` (the stack's, or ones with a
+/// service behind a fault proxy), with [`TEST_RETRY_BASE`].
+pub fn build_worker(settings: &WorkerSettings, clients: &Clients) -> WorkerBuild {
+    let mut built = fleetwatch::app::worker(settings, clients).expect("the worker builds");
+    built.loop_settings.retry_base = TEST_RETRY_BASE;
+    built
 }
 
 /// The worker's resources plus a queue subscribed to the alert topic, so a
