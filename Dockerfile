@@ -66,10 +66,10 @@ COPY Cargo.toml Cargo.lock ./
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
     --mount=type=cache,target=/build/target,sharing=locked \
-    mkdir -p src bench tests \
+    mkdir -p src bench/e2e tests \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for b in evaluator pipeline; do echo 'fn main() {}' > "bench/$b.rs"; done \
+ && for b in evaluator pipeline e2e/main; do echo 'fn main() {}' > "bench/$b.rs"; done \
  && for t in binary resilience; do echo 'fn main() {}' > "tests/$t.rs"; done \
  && cargo build --release --locked --target "$(cat /rust-target)" --bin fleetwatch --features "$FEATURES" \
  && rm -rf src bench tests

@@ -4,7 +4,8 @@
 //! Data flows one way through one module per stage:
 //! [`worker`] (the SQS loop) → [`notification`] (which objects a message
 //! names) → [`object_reader`] (S3 bytes to lines) → [`telemetry`] (lines to
-//! readings) → [`inference`] (readings to predictions) → [`storage`]
+//! readings; [`key_ledger`] tells repeats within an object) →
+//! [`inference`] (readings to predictions) → [`storage`]
 //! (DynamoDB) → [`alerts`] (SNS). [`pipeline`] drives one object through
 //! the stages, each call to a dependency held and retried by [`retry`]
 //! (errors classified by [`failure`], dependency health in
@@ -29,6 +30,7 @@ pub mod failure;
 pub mod fleet_status;
 pub mod health;
 pub mod inference;
+pub mod key_ledger;
 pub mod liveness;
 pub mod log_text;
 pub mod metrics;

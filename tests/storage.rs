@@ -364,7 +364,7 @@ async fn a_refused_batch_is_split_down_to_the_item_at_fault() {
     let store = ReadingStore::new(client, TABLE.into(), 2);
     let mut devices = vec!["OK"; 60];
     devices[37] = "BAD";
-    let report = store.write(items(&devices)).await.unwrap();
+    let report = store.write(&items(&devices)).await.unwrap();
     assert_eq!(report.written, 59);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].index, 37);
@@ -392,7 +392,7 @@ async fn a_key_schema_mismatch_fails_the_write_instead_of_rejecting_readings() {
         .then_error(|| validation("The provided key element does not match the schema"));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&refuse]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    let err = store.write(items(&["A", "B", "C"])).await.unwrap_err();
+    let err = store.write(&items(&["A", "B", "C"])).await.unwrap_err();
     assert!(matches!(err, StoreError::TableRefused { .. }), "{err}");
     assert!(err.class().is_retryable(), "{err}");
 }
@@ -420,7 +420,7 @@ async fn throttling_is_returned_not_rejected() {
         .then_output(|| BatchWriteItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled, &split]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    let err = store.write(items(&["A", "B"])).await.unwrap_err();
+    let err = store.write(&items(&["A", "B"])).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::Throttled, "{err}");
     assert!(throttled.num_calls() >= 1);
     assert_eq!(split.num_calls(), 0, "not split");

@@ -395,3 +395,68 @@ async fn a_long_object_keeps_its_message_invisible() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+/// Messages that finish together are deleted with one `DeleteMessageBatch`;
+/// an entry SQS refuses (here a receipt it never issued) fails alone: the
+/// others are deleted, and the message whose receipt was not given stays
+/// in flight, to be redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_delete_reports_each_message_on_its_own() {
+    let moto = Moto::start();
+    let sqs = moto.clients().await.sqs;
+    let url = sqs
+        .create_queue()
+        .queue_name("batch-delete")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for i in 0..3 {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("message {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut receipts = Vec::new();
+    while receipts.len() < 3 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        receipts.extend(
+            out.messages()
+                .iter()
+                .filter_map(|m| m.receipt_handle().map(str::to_owned)),
+        );
+    }
+    let results = fleetwatch::worker::delete_batch(
+        &sqs,
+        &url,
+        &[&receipts[0], "not-a-receipt", &receipts[2]],
+    )
+    .await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
+    assert!(results[2].is_ok(), "{results:?}");
+    assert_eq!(
+        common::queue_depth(&moto.clients().await, &url).await,
+        (0, 1),
+        "only the message whose receipt was not given is left, in flight"
+    );
+    // One receipt alone goes out as a plain DeleteMessage.
+    assert_eq!(
+        fleetwatch::worker::delete_batch(&sqs, &url, &[&receipts[1]]).await,
+        vec![Ok(())]
+    );
+    assert_eq!(
+        common::queue_depth(&moto.clients().await, &url).await,
+        (0, 0)
+    );
+}
