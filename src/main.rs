@@ -10,12 +10,6 @@ use tracing_subscriber::EnvFilter;
 use fleetwatch::config::{self, Command, LogFormat};
 use fleetwatch::{app, health, ops};
 
-/// mimalloc instead of glibc's malloc: a reading's item is a map of small
-/// strings, and freeing a chunk's worth of them at once made glibc spend
-/// about a third of the worker's CPU in malloc and free (bench/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = config::parse();
     if cli.print_settings {
