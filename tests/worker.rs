@@ -330,9 +330,7 @@ async fn a_failing_write_holds_the_message_until_it_succeeds() {
         .await
         .unwrap();
     wait_for("the late table to be written", WAIT, || async {
-        let scan = stack
-            .clients
-            .dynamodb
+        let scan = common::patient(&stack.clients.dynamodb)
             .scan()
             .table_name("late-table")
             .send()

@@ -93,6 +93,23 @@ impl Drop for Moto {
     }
 }
 
+/// The test's own DynamoDB reads (full scans of what the worker stored):
+/// on a loaded 2-core machine one page from the emulator can take longer
+/// than the worker's 10 s per attempt, and the inspection is not what is
+/// under test, so it gets a minute and the SDK's retries.
+pub fn patient(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -258,9 +275,7 @@ impl Stack {
         let mut out = HashMap::new();
         let mut start = None;
         loop {
-            let page = self
-                .clients
-                .dynamodb
+            let page = patient(&self.clients.dynamodb)
                 .scan()
                 .table_name(&self.resources.table)
                 .set_exclusive_start_key(start)
