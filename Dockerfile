@@ -12,6 +12,10 @@
 # the non-root user 65532.
 
 ARG RUST_VERSION=1.95
+# Cargo features of the binary: empty for the worker image; `simulate` adds
+# `fleetwatch simulate` (docker-compose.yml builds its dev image with it, for
+# the demo's simulator).
+ARG FEATURES=""
 
 ############################ builder ############################
 # The builder runs on the build machine's own architecture and cross-compiles for
@@ -19,6 +23,7 @@ ARG RUST_VERSION=1.95
 # faster than compiling under QEMU emulation.
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS builder
 ARG TARGETARCH
+ARG FEATURES
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # aws-lc-sys compiles C (and may use cmake): cmake, plus a C cross toolchain when
 # the target architecture is not the build machine's. Versions are bookworm's.
@@ -54,18 +59,20 @@ WORKDIR /build
 
 # --- dependency-only layer ---
 COPY Cargo.toml Cargo.lock ./
-# (Cargo.toml names the benchmarks' files, so placeholders must exist too.)
+# (Cargo.toml names the benchmarks' files and the tests that need a feature, so
+# placeholders must exist too: cargo checks every named target's file.)
 # Cache mounts keep cargo's registry and the target directory between builds; the
 # binary is copied out of the target cache in the same step that builds it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
     --mount=type=cache,target=/build/target,sharing=locked \
-    mkdir -p src bench \
+    mkdir -p src bench/e2e tests \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for b in evaluator pipeline; do echo 'fn main() {}' > "bench/$b.rs"; done \
- && cargo build --release --locked --target "$(cat /rust-target)" --bin fleetwatch \
- && rm -rf src bench
+ && for b in evaluator pipeline e2e/main; do echo 'fn main() {}' > "bench/$b.rs"; done \
+ && for t in binary resilience; do echo 'fn main() {}' > "tests/$t.rs"; done \
+ && cargo build --release --locked --target "$(cat /rust-target)" --bin fleetwatch --features "$FEATURES" \
+ && rm -rf src bench tests
 
 # --- the real build ---
 COPY src ./src
@@ -77,8 +84,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
     --mount=type=cache,target=/build/target,sharing=locked \
     find src -name '*.rs' -exec touch {} + \
+ && mkdir -p tests \
+ && for t in binary resilience; do echo 'fn main() {}' > "tests/$t.rs"; done \
  && target=$(cat /rust-target) \
- && cargo build --release --locked --target "$target" --bin fleetwatch \
+ && cargo build --release --locked --target "$target" --bin fleetwatch --features "$FEATURES" \
  && install -D -m 0755 "target/$target/release/fleetwatch" /out/fleetwatch
 
 ############################ runtime ############################
@@ -98,7 +107,7 @@ LABEL org.opencontainers.image.title="fleetwatch" \
 
 COPY --from=builder /out/fleetwatch /usr/local/bin/fleetwatch
 # The embedded maintenance model (FLEETWATCH_MODEL defaults to this path).
-COPY models/ /usr/share/fleetwatch/models/
+COPY model-artifacts/ /usr/share/fleetwatch/models/
 
 ENV FLEETWATCH_METRICS_ADDR=0.0.0.0:9090 \
     FLEETWATCH_MODEL=/usr/share/fleetwatch/models/fleetwatch.json \

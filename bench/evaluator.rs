@@ -1,4 +1,6 @@
-//! Evaluator throughput on the committed model: rows scored per second.
+//! Evaluator throughput on the committed model: rows scored per second, and
+//! the cost of explaining one row (exact TreeSHAP, done for POSITIVE rows
+//! only).
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -6,7 +8,7 @@ use fleetwatch::inference::features::FEATURE_NAMES;
 use fleetwatch::inference::xgboost::XgbModel;
 
 fn bench(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("model-artifacts");
     let model = XgbModel::load(
         &dir.join("fleetwatch.json"),
         &dir.join("fleetwatch.meta.json"),
@@ -45,6 +47,17 @@ fn bench(c: &mut Criterion) {
                 .predict_batch(&rows, FEATURE_NAMES.len(), &mut out)
                 .expect("scores");
             std::hint::black_box(&out);
+        })
+    });
+    // One explained row (ns per row = the reported time): the parity rows
+    // in turn, as the worker explains each POSITIVE row alone.
+    let mut next = 0;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("contributions_1_row", |b| {
+        b.iter(|| {
+            let row = &sample[next * FEATURE_NAMES.len()..(next + 1) * FEATURE_NAMES.len()];
+            next = (next + 1) % (sample.len() / FEATURE_NAMES.len());
+            std::hint::black_box(model.contributions(row).expect("contributions"));
         })
     });
     g.finish();

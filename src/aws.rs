@@ -40,17 +40,22 @@
 //! (an alert claim) retried after a timed-out attempt that did succeed
 //! finds its own claim in place.
 //!
-//! Every timed-out attempt is counted in
-//! `fleetwatch_aws_timeouts_total{service, kind}` by [`CountTimeouts`].
+//! Every HTTP request (each attempt, SDK retries included) is counted in
+//! `fleetwatch_aws_requests_total{service, operation}`, and every timed-out
+//! attempt in `fleetwatch_aws_timeouts_total{service, kind}`, by one
+//! interceptor on every client, [`CountCalls`].
 
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::StalledStreamProtectionConfig;
-use aws_sdk_sqs::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_sqs::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use crate::metrics;
 
@@ -115,27 +120,27 @@ impl Clients {
         let short = timeouts.config(timeouts.call);
         let sqs = aws_sdk_sqs::config::Builder::from(config)
             .timeout_config(short.clone())
-            .interceptor(CountTimeouts { service: "sqs" })
+            .interceptor(CountCalls { service: "sqs" })
             .build();
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(s3_path_style)
             .timeout_config(short.clone())
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .interceptor(CountTimeouts { service: "s3" })
+            .interceptor(CountCalls { service: "s3" })
             .build();
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
             .timeout_config(short.clone())
-            .interceptor(CountTimeouts {
+            .interceptor(CountCalls {
                 service: "dynamodb",
             })
             .build();
         let sns = aws_sdk_sns::config::Builder::from(config)
             .timeout_config(short)
-            .interceptor(CountTimeouts { service: "sns" })
+            .interceptor(CountCalls { service: "sns" })
             .build();
         let sagemaker = aws_sdk_sagemakerruntime::config::Builder::from(config)
             .timeout_config(timeouts.config(timeouts.sagemaker))
-            .interceptor(CountTimeouts {
+            .interceptor(CountCalls {
                 service: "sagemaker",
             })
             .build();
@@ -170,18 +175,32 @@ pub fn long_poll(sqs: &aws_sdk_sqs::Client, wait: Duration) -> aws_sdk_sqs::conf
     aws_sdk_sqs::config::Builder::new().timeout_config(timeouts)
 }
 
-/// Counts timed-out attempts (connect or attempt timeouts) per service,
-/// whichever call they cut: one place for every client, so no call site
-/// can forget. Attached to each client by [`Clients::with_timeouts`].
+/// Counts every request sent (per service and operation) and every
+/// timed-out attempt (connect or attempt timeouts, per service), whichever
+/// call they belong to: one place for every client, so no call site can
+/// forget. Attached to each client by [`Clients::with_timeouts`].
 #[derive(Debug)]
-pub struct CountTimeouts {
+pub struct CountCalls {
     /// The `service` label (`sqs`, `s3`, `dynamodb`, `sns`, `sagemaker`).
     service: &'static str,
 }
 
-impl Intercept for CountTimeouts {
+impl Intercept for CountCalls {
     fn name(&self) -> &'static str {
-        "CountTimeouts"
+        "CountCalls"
+    }
+
+    /// Once per attempt, just before it goes on the wire: an SDK retry is
+    /// one more request, as AWS bills and throttles it.
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
+        metrics::aws_request(self.service, operation);
+        Ok(())
     }
 
     fn read_after_attempt(

@@ -22,7 +22,24 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
 use crate::aws::Clients;
-use crate::config::BootstrapSettings;
+
+/// What to create: the names, already validated (by `config` for the
+/// command line), and the dead-letter threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Bucket the vehicles upload to.
+    pub bucket: String,
+    /// The notification queue; its dead-letter queue gets `-dlq` appended.
+    pub queue_name: String,
+    /// DynamoDB table for readings (and the fleet status records).
+    pub table: String,
+    /// DynamoDB table for alarms, their history and the alert ledger.
+    pub alarm_table: String,
+    /// SNS topic for alerts.
+    pub topic_name: String,
+    /// Receives before a message is moved to the dead-letter queue.
+    pub max_receive_count: u32,
+}
 
 /// The worker's view of what was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +86,7 @@ fn fail<E: std::error::Error>(step: &'static str) -> impl FnOnce(E) -> Bootstrap
 pub async fn run(
     clients: &Clients,
     region: &str,
-    settings: &BootstrapSettings,
+    settings: &Plan,
 ) -> Result<Resources, BootstrapError> {
     create_bucket(clients, region, &settings.bucket).await?;
 
@@ -133,12 +150,7 @@ pub async fn run(
 
     create_table(clients, &settings.table, crate::storage::TIMESTAMP).await?;
     // Alarms, their history and the alert ledger.
-    create_table(
-        clients,
-        &settings.alarms.alarm_table,
-        crate::alarms::store::RECORD,
-    )
-    .await?;
+    create_table(clients, &settings.alarm_table, crate::alarms::store::RECORD).await?;
 
     let topic_arn = clients
         .sns
@@ -155,7 +167,7 @@ pub async fn run(
         queue_url,
         dead_letter_queue_url,
         table: settings.table.clone(),
-        alarm_table: settings.alarms.alarm_table.clone(),
+        alarm_table: settings.alarm_table.clone(),
         topic_arn,
     })
 }

@@ -411,6 +411,7 @@ mod tests {
             label: Label::Positive,
             score: 0.9,
             model: "m".into(),
+            explanation: Vec::new(),
         };
         let mut batch = StatusBatch::default();
         batch.readings(

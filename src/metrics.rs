@@ -46,6 +46,7 @@ pub const QUEUE_LAG: &str = "fleetwatch_queue_lag_seconds";
 pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_evictions_total";
 pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
 pub const AWS_TIMEOUTS: &str = "fleetwatch_aws_timeouts_total";
+pub const AWS_REQUESTS: &str = "fleetwatch_aws_requests_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -211,6 +212,11 @@ pub fn describe() {
         Unit::Count,
         "AWS calls cut by a timeout, by service and kind (connect, attempt: retried by the SDK; body_idle: an S3 body that stopped sending)"
     );
+    describe_counter!(
+        AWS_REQUESTS,
+        Unit::Count,
+        "HTTP requests sent to AWS, SDK retries included, by service (sqs, s3, dynamodb, sns, sagemaker) and operation (e.g. BatchWriteItem)"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(MESSAGES_PARKED).set(0.0);
 }
@@ -354,4 +360,9 @@ pub fn inference(elapsed: Duration, ok: bool) {
 /// `body_idle`.
 pub fn aws_timeout(service: &'static str, kind: &'static str) {
     counter!(AWS_TIMEOUTS, "service" => service, "kind" => kind).increment(1);
+}
+
+/// One request to `service` went out (an attempt: SDK retries count).
+pub fn aws_request(service: &'static str, operation: &str) {
+    counter!(AWS_REQUESTS, "service" => service, "operation" => operation.to_owned()).increment(1);
 }

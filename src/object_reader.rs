@@ -288,6 +288,11 @@ impl LineReader {
         self.gzip
     }
 
+    /// The number of the last line read (blank lines count).
+    pub fn line_number(&self) -> u64 {
+        self.line_number
+    }
+
     /// Bytes read from the source so far (compressed size for gzip).
     pub fn source_bytes(&self) -> u64 {
         self.source.bytes.load(Ordering::Relaxed)

@@ -29,9 +29,8 @@
 //! [`Mode::DryRun`] builds the items and alerts exactly as for real but
 //! writes, quarantines and publishes nothing.
 
-use std::collections::hash_map::{Entry, RandomState};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alerts::rules::AlertRule;
@@ -42,13 +41,14 @@ use crate::failure::{Classify, Dependency, FailureClass, StepError};
 use crate::fleet_status::{self, FleetStatus, StatusBatch};
 use crate::inference::features::{FeatureContext, MAX_CONTEXT_DEVICES};
 use crate::inference::{InferenceError, OnError, Predictor, Scored};
+use crate::key_ledger::{KeyLedger, KeySeen};
 use crate::metrics;
 use crate::notification::ObjectRef;
 use crate::object_reader::{self, Limits, Line, LineReader, ObjectBody, ReadError};
 use crate::quarantine::{Quarantine, QuarantineError, QuarantineRecords};
 use crate::retry::{self, Attempt};
 use crate::storage::{self, ItemRejectReason, ReadingStore, StoreError};
-use crate::telemetry::{LineParser, Reading, Timestamp, Value};
+use crate::telemetry::{LineParser, Reading, Timestamp};
 
 /// Readings predicted and written together. Large enough to fill many
 /// DynamoDB batches and SageMaker requests, small enough to bound memory.
@@ -244,10 +244,11 @@ impl Pipeline {
         attempt: Attempt<'_>,
     ) -> Result<Processed, ProcessError> {
         let started = Instant::now();
+        let counted = CountedSoFar::default();
         // Only reading errors are retried here, by reading the object again:
         // every other step was held where it failed.
         let result = retry::hold(attempt, "reading the object", || async {
-            match self.run(object, source, mode, attempt).await {
+            match self.run(object, source, mode, attempt, &counted).await {
                 Err(ProcessError::Read(e)) => Err(e),
                 other => Ok(other),
             }
@@ -286,6 +287,7 @@ impl Pipeline {
         source: Source<'_>,
         mode: Mode,
         attempt: Attempt<'_>,
+        counted: &CountedSoFar,
     ) -> Result<Processed, ProcessError> {
         if self
             .quarantine
@@ -313,7 +315,7 @@ impl Pipeline {
             }
             Err(e) => return Err(ProcessError::Read(e)),
         };
-        let mut object_run = ObjectRun::new(self, object, mode, attempt);
+        let mut object_run = ObjectRun::new(self, object, mode, attempt, counted);
         let max = self.limits.max_object_bytes;
         if let Some(length) = body.content_length.filter(|&l| l > 0 && l as u64 > max) {
             let reason =
@@ -390,7 +392,9 @@ impl Pipeline {
                                 }
                                 KeySeen::Same { kept } => {
                                     object_run.duplicates += 1;
-                                    metrics::records_duplicate(1);
+                                    if number > object_run.counted_before.parsed {
+                                        metrics::records_duplicate(1);
+                                    }
                                     tracing::debug!(bucket = %object.bucket, key = %object.key, line = number, kept_line = kept, "exact duplicate of an earlier reading");
                                 }
                                 KeySeen::Different { kept } => object_run.rejections.record(
@@ -427,6 +431,7 @@ impl Pipeline {
                         .record(number, "invalid_utf8", "not valid UTF-8", None)
                 }
             }
+            object_run.parsed_through(lines.line_number());
             if object_run.chunk.len() >= CHUNK_READINGS {
                 report.stored += object_run.flush().await?;
             }
@@ -480,6 +485,42 @@ struct ObjectRun<'p> {
     /// What the object showed of each device, for the fleet status
     /// records written after its readings are stored.
     status: StatusBatch,
+    /// How far the earlier attempts at this object counted its lines in
+    /// the records metrics (this attempt counts only past that).
+    counted_before: Counted,
+    /// How far the attempts so far counted, this one included.
+    counted: &'p CountedSoFar,
+}
+
+/// How far the records metrics (`fleetwatch_records_total`,
+/// `fleetwatch_records_rejected_total`) have counted an object's lines. An
+/// object whose read fails mid-way is read again from its start; its lines
+/// then get the same outcomes, and only those past what an earlier attempt
+/// counted are counted again, so every line is counted once.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    /// Lines up to here had their outcome counted if it was decided while
+    /// parsing (rejected, duplicate).
+    parsed: u64,
+    /// Lines up to here had their outcome counted if it was decided when
+    /// their chunk was stored (stored, refused by the model or DynamoDB).
+    flushed: u64,
+}
+
+/// [`Counted`] as the attempts at an object advance it.
+#[derive(Debug, Default)]
+struct CountedSoFar {
+    parsed: AtomicU64,
+    flushed: AtomicU64,
+}
+
+impl CountedSoFar {
+    fn get(&self) -> Counted {
+        Counted {
+            parsed: self.parsed.load(Ordering::Relaxed),
+            flushed: self.flushed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl<'p> ObjectRun<'p> {
@@ -488,6 +529,7 @@ impl<'p> ObjectRun<'p> {
         object: &'p ObjectRef,
         mode: Mode,
         attempt: Attempt<'p>,
+        counted: &'p CountedSoFar,
     ) -> Self {
         // The ledger's windows; without a sink they only shape the count.
         let cooldown = match mode {
@@ -516,9 +558,17 @@ impl<'p> ObjectRun<'p> {
                 &object.key,
             ),
             alerts: 0,
-            rejections: RejectionLog::new(object, pipeline.quarantine.is_some()),
+            rejections: RejectionLog::new(object, pipeline.quarantine.is_some(), counted.get()),
             status: StatusBatch::default(),
+            counted_before: counted.get(),
+            counted,
         }
+    }
+
+    /// Every line up to `line` has been parsed (and its outcome counted,
+    /// when parsing decided it).
+    fn parsed_through(&mut self, line: u64) {
+        self.counted.parsed.fetch_max(line, Ordering::Relaxed);
     }
 
     /// Predicts and stores the chunk's readings and folds their breaches;
@@ -560,7 +610,7 @@ impl<'p> ObjectRun<'p> {
             if let Some(flag) = refused.get_mut(i) {
                 *flag = true;
                 let line = chunk.lines.get(i).copied().unwrap_or_default();
-                self.rejections.record(
+                self.rejections.record_refused(
                     line,
                     "inference_rejected",
                     "the SageMaker endpoint refused this reading",
@@ -588,11 +638,9 @@ impl<'p> ObjectRun<'p> {
             .collect();
         let refused_by_store = match self.mode {
             Mode::Live => {
-                retry::hold(self.attempt, "storing readings", || {
-                    store.write(items.clone())
-                })
-                .await?
-                .rejected
+                retry::hold(self.attempt, "storing readings", || store.write(&items))
+                    .await?
+                    .rejected
             }
             // The items were built; nothing is sent.
             Mode::DryRun { .. } => Vec::new(),
@@ -606,13 +654,15 @@ impl<'p> ObjectRun<'p> {
             // No text: lines are not kept past parsing (a chunk of them
             // could be 64 MB); the record names the line in the object.
             self.rejections
-                .record(line, rejected.reason.as_str(), &rejected.detail, None);
+                .record_refused(line, rejected.reason.as_str(), &rejected.detail, None);
         }
         let mut stored = 0;
+        let mut newly_counted = 0;
         for (i, reading) in chunk.readings.iter().enumerate() {
             if !refused[i] {
                 self.breaches.record(reading, prediction(i));
                 stored += 1;
+                newly_counted += usize::from(chunk.lines[i] > self.counted_before.flushed);
             }
         }
         self.status.readings(
@@ -621,7 +671,10 @@ impl<'p> ObjectRun<'p> {
                 .filter(|(i, _)| !refused[**i])
                 .map(|(&i, item)| (&chunk.readings[i], item, prediction(i))),
         );
-        metrics::records_stored(stored);
+        metrics::records_stored(newly_counted);
+        if let Some(&last) = chunk.lines.last() {
+            self.counted.flushed.fetch_max(last, Ordering::Relaxed);
+        }
         self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
         if self.breaches.len() > MAX_OPEN_ALERTS {
@@ -765,108 +818,6 @@ impl Chunk {
     }
 }
 
-/// What [`KeyLedger::check`] knows of a reading's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeySeen {
-    /// First reading of the key in the object.
-    New,
-    /// The same reading again (same fields and values), first on line `kept`.
-    Same { kept: u64 },
-    /// A different reading of the key came first, on line `kept`.
-    Different { kept: u64 },
-}
-
-/// The keys (device_id, timestamp) of an object's readings so far, so that
-/// a repeated line is told from a different reading under a key already
-/// used, however far apart they are in the object.
-///
-/// Memory: per distinct key, a 128-bit fingerprint of the key, a 64-bit
-/// hash of the reading's content and the line it came from, 32 bytes in a
-/// hash table kept up to 7/8 full and grown by doubling: 37 to 73 bytes per
-/// reading, about 1.5 MB for a 25,000-reading object, at most about 370 MB
-/// at `FLEETWATCH_MAX_RECORDS`' default of 5 M readings (lower that setting
-/// to bound it further).
-///
-/// The fingerprints are two SipHash-1-3 hashes with random keys (fresh per
-/// object), so input cannot be crafted to collide: two different keys of
-/// one object share a fingerprint with a probability of about n²/2¹²⁹
-/// (below 10⁻²⁵ for 5 M readings), so a false `duplicate_key` rejection is
-/// practically impossible. The content hash ignores the order of the
-/// fields and, like the item, empty texts; two different readings of one
-/// key would be taken as duplicates only on a 64-bit collision (2⁻⁶⁴).
-/// The first reading is kept in the ledger even when DynamoDB then refuses
-/// it (too large, say): a later different reading of the key is still
-/// rejected, and both lines are in the quarantine.
-struct KeyLedger {
-    /// Three independently keyed hashers: two for the key's fingerprint,
-    /// one for the content.
-    hashers: [RandomState; 3],
-    /// Fingerprint → (content hash, line of the first reading).
-    seen: HashMap<u128, (u64, u64), BuildHasherDefault<Passthrough>>,
-}
-
-impl Default for KeyLedger {
-    fn default() -> Self {
-        KeyLedger {
-            hashers: [RandomState::new(), RandomState::new(), RandomState::new()],
-            seen: HashMap::default(),
-        }
-    }
-}
-
-impl KeyLedger {
-    /// Records the reading's key if new; says what was there before.
-    fn check(&mut self, reading: &Reading, line: u64) -> KeySeen {
-        let key = (reading.device_id.as_str(), reading.timestamp.unix_millis());
-        let [a, b, c] = &self.hashers;
-        let fingerprint = (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key));
-        let content = reading
-            .fields
-            .iter()
-            .filter_map(|(name, value)| match value {
-                Value::Number(n) => Some(c.hash_one((name, 0u8, n.as_str()))),
-                Value::Text(t) if t.is_empty() => None,
-                Value::Text(t) => Some(c.hash_one((name, 1u8, t))),
-            })
-            .fold(0u64, u64::wrapping_add);
-        match self.seen.entry(fingerprint) {
-            Entry::Vacant(slot) => {
-                slot.insert((content, line));
-                KeySeen::New
-            }
-            Entry::Occupied(slot) => {
-                let (first, kept) = *slot.get();
-                if first == content {
-                    KeySeen::Same { kept }
-                } else {
-                    KeySeen::Different { kept }
-                }
-            }
-        }
-    }
-}
-
-/// The hasher of [`KeyLedger::seen`]: its keys are already uniform random
-/// fingerprints, so hashing them again would only cost time.
-#[derive(Default)]
-struct Passthrough(u64);
-
-impl Hasher for Passthrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-}
-
 /// Counts rejected lines, logs them at a bounded rate (the first few of an
 /// object one by one, then one summary, so a broken file cannot flood the
 /// logs) and collects them for the quarantine.
@@ -876,22 +827,53 @@ struct RejectionLog<'a> {
     /// `count` by reason, for the object's report.
     by_reason: BTreeMap<&'static str, u64>,
     quarantine: Option<QuarantineRecords>,
+    /// What earlier attempts at the object counted in the metrics.
+    counted_before: Counted,
 }
 
 impl<'a> RejectionLog<'a> {
-    fn new(object: &'a ObjectRef, quarantine: bool) -> Self {
+    fn new(object: &'a ObjectRef, quarantine: bool, counted_before: Counted) -> Self {
         RejectionLog {
             object,
             count: 0,
             by_reason: BTreeMap::new(),
             quarantine: quarantine.then(QuarantineRecords::default),
+            counted_before,
         }
     }
 
+    /// A line rejected while parsing.
     fn record(&mut self, line: u64, reason: &'static str, detail: &str, text: Option<&str>) {
+        let count = line > self.counted_before.parsed;
+        self.note(line, reason, detail, text, count);
+    }
+
+    /// A reading refused when its chunk was stored (by the model or DynamoDB).
+    fn record_refused(
+        &mut self,
+        line: u64,
+        reason: &'static str,
+        detail: &str,
+        text: Option<&str>,
+    ) {
+        let count = line > self.counted_before.flushed;
+        self.note(line, reason, detail, text, count);
+    }
+
+    /// `count`: whether the metrics count it (no earlier attempt did).
+    fn note(
+        &mut self,
+        line: u64,
+        reason: &'static str,
+        detail: &str,
+        text: Option<&str>,
+        count: bool,
+    ) {
         self.count += 1;
         *self.by_reason.entry(reason).or_default() += 1;
-        metrics::record_rejected(reason);
+        if count {
+            metrics::record_rejected(reason);
+        }
         if let Some(q) = &mut self.quarantine {
             q.line(line, reason, detail, text);
         }
@@ -960,7 +942,7 @@ async fn open_file(path: &std::path::Path, object: &ObjectRef) -> Result<ObjectB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::Timestamp;
+    use crate::telemetry::{Timestamp, Value};
 
     fn reading(device: &str, ms: i64, fields: &[(&str, &str)]) -> Reading {
         Reading {
@@ -974,40 +956,6 @@ mod tests {
                     ((*n).to_owned(), value)
                 })
                 .collect(),
-        }
-    }
-
-    #[test]
-    fn keys_tell_repeats_from_different_readings() {
-        let mut keys = KeyLedger::default();
-        let a = reading("A", 60_000, &[("rpm", "900"), ("status", "ok")]);
-        assert_eq!(keys.check(&a, 1), KeySeen::New);
-        assert_eq!(keys.check(&a, 5), KeySeen::Same { kept: 1 });
-        // Field order and empty texts do not make a reading different.
-        let reordered = reading(
-            "A",
-            60_000,
-            &[("status", "ok"), ("note", ""), ("rpm", "900")],
-        );
-        assert_eq!(keys.check(&reordered, 6), KeySeen::Same { kept: 1 });
-        let other = reading("A", 60_000, &[("rpm", "901"), ("status", "ok")]);
-        assert_eq!(keys.check(&other, 7), KeySeen::Different { kept: 1 });
-        // A number and a text of the same spelling differ.
-        let text = Reading {
-            fields: vec![
-                ("rpm".into(), Value::Text("900".into())),
-                ("status".into(), Value::Text("ok".into())),
-            ],
-            ..a.clone()
-        };
-        assert_eq!(keys.check(&text, 8), KeySeen::Different { kept: 1 });
-        assert_eq!(keys.check(&reading("A", 60_001, &[]), 9), KeySeen::New);
-        assert_eq!(keys.check(&reading("B", 60_000, &[]), 10), KeySeen::New);
-        // Many distinct keys: no false match.
-        let mut keys = KeyLedger::default();
-        for i in 0..200_000 {
-            let r = reading(&format!("D{}", i % 1000), i / 1000, &[]);
-            assert_eq!(keys.check(&r, i as u64), KeySeen::New);
         }
     }
 

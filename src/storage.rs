@@ -3,8 +3,9 @@
 //! Item layout (partition key `device_id`, sort key `timestamp`):
 //! `device_id` S; `timestamp` S as RFC 3339 UTC with milliseconds, so keys
 //! sort by time; each numeric field N, written from the decimal text it was
-//! read as; every other field S; `prediction` M {label S, score N, model S}
-//! when a prediction was made; `source` M {bucket S, key S, line N};
+//! read as; every other field S; `prediction` M {label S, score N, model S,
+//! and for an explained POSITIVE `contributions` L of M {feature S, value N,
+//! contribution N}, its top three reasons} when a prediction was made; `source` M {bucket S, key S, line N};
 //! `ingested_at` S; and, with `FLEETWATCH_READING_TTL`, `expires_at` N (the
 //! table's TTL attribute). The attributes fleetwatch writes itself are
 //! listed once, in [`OWNED_ATTRIBUTES`]: an input field with one of those
@@ -37,6 +38,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::failure::{self, Classify, Dependency, FailureClass, StepError};
 use crate::inference::Prediction;
+use crate::inference::explanation::Contribution;
 use crate::metrics;
 use crate::retry;
 use crate::telemetry::number::{self, NumberError};
@@ -230,13 +232,15 @@ pub fn item(
         AttributeValue::S(reading.timestamp.to_rfc3339_millis()),
     );
     if let Some(p) = prediction {
-        let mut map = HashMap::from([
-            ("label".into(), AttributeValue::S(p.label.as_str().into())),
-            ("model".into(), AttributeValue::S(p.model.clone())),
-        ]);
+        let mut map = HashMap::with_capacity(3);
+        map.insert("label".into(), AttributeValue::S(p.label.as_str().into()));
+        map.insert("model".into(), AttributeValue::S(p.model.clone()));
         // An UNKNOWN prediction has no score: none is made up.
         if p.score.is_finite() {
             map.insert("score".into(), AttributeValue::N(format_score(p.score)));
+        }
+        if !p.explanation.is_empty() {
+            map.insert("contributions".into(), contributions(&p.explanation));
         }
         item.insert(PREDICTION.into(), AttributeValue::M(map));
     }
@@ -256,6 +260,30 @@ pub fn item(
         item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
     }
     item
+}
+
+/// Why a POSITIVE prediction is POSITIVE, largest first: L of M {`feature`
+/// S, `value` N (absent when the reading had none), `contribution` N in
+/// log-odds}.
+fn contributions(reasons: &[Contribution]) -> AttributeValue {
+    AttributeValue::L(
+        reasons
+            .iter()
+            .map(|c| {
+                let mut m = HashMap::from([
+                    ("feature".into(), AttributeValue::S(c.feature.to_owned())),
+                    (
+                        "contribution".into(),
+                        AttributeValue::N(format!("{:.6}", c.contribution)),
+                    ),
+                ]);
+                if c.value.is_finite() {
+                    m.insert("value".into(), AttributeValue::N(c.value.to_string()));
+                }
+                AttributeValue::M(m)
+            })
+            .collect(),
+    )
 }
 
 /// Six decimals is far below any model's resolution and keeps the N text short.
@@ -304,8 +332,8 @@ fn value_size(value: &AttributeValue) -> usize {
 /// zeros trimmed, one byte per two significant digits, plus one.
 fn number_size(text: &str) -> usize {
     let digits = number::scan(text)
-        .and_then(|s| s.significant())
-        .map_or(0, |(digits, _)| digits.len());
+        .and_then(|s| s.significant_len())
+        .map_or(0, |(digits, _)| digits);
     digits.div_ceil(2) + 1
 }
 
@@ -329,8 +357,8 @@ pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
 }
 
 fn check_numbers(name: &str, value: &AttributeValue) -> Result<(), (ItemRejectReason, String)> {
-    let check = |text: &str| match number::parse_number_detailed(text) {
-        Ok(_) => Ok(()),
+    let check = |text: &str| match number::check_storable(text) {
+        Ok(()) => Ok(()),
         Err(e) => {
             let why = match e {
                 NumberError::TooPrecise => "has more than 38 significant digits",
@@ -374,9 +402,10 @@ pub struct ReadingStore {
 /// How one BatchWriteItem batch failed.
 enum BatchFailure {
     /// DynamoDB refused the request as invalid: `pending` (the batch, or
-    /// what was left of it unprocessed) can never be written together.
+    /// what was left of it unprocessed, as indexes of the items) can never
+    /// be written together.
     Refused {
-        pending: Vec<WriteRequest>,
+        pending: Vec<usize>,
         message: String,
     },
     /// Anything else: returned to the caller.
@@ -432,12 +461,16 @@ impl ReadingStore {
     /// (`duplicate_key`), the first one winning: DynamoDB refuses a batch
     /// that names one key twice, and batches in flight together could
     /// otherwise land in either order.
-    pub async fn write(&self, items: Vec<Item>) -> Result<WriteReport, StoreError> {
+    ///
+    /// The items are borrowed: each call copies an item once, into the
+    /// request that carries it, so a retried write costs no more copies
+    /// than the first.
+    pub async fn write(&self, items: &[Item]) -> Result<WriteReport, StoreError> {
         let mut rejected = Vec::new();
         let mut keys = HashSet::with_capacity(items.len());
-        let mut requests: Vec<(usize, WriteRequest)> = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            if let Err((reason, detail)) = check_item(&item) {
+        let mut accepted: Vec<usize> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if let Err((reason, detail)) = check_item(item) {
                 rejected.push(RejectedItem {
                     index,
                     reason,
@@ -445,7 +478,7 @@ impl ReadingStore {
                 });
                 continue;
             }
-            if !keys.insert(key_of(&item)) {
+            if !keys.insert(key_of(item)) {
                 rejected.push(RejectedItem {
                     index,
                     reason: ItemRejectReason::DuplicateKey,
@@ -455,23 +488,11 @@ impl ReadingStore {
                 });
                 continue;
             }
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| StoreError::Build(e.to_string()))?;
-            requests.push((index, WriteRequest::builder().put_request(put).build()));
+            accepted.push(index);
         }
-        let sent = requests.len();
-        let mut batches = Vec::with_capacity(sent.div_ceil(MAX_BATCH));
-        let mut rest = requests.into_iter();
-        loop {
-            let batch: Vec<_> = rest.by_ref().take(MAX_BATCH).collect();
-            if batch.is_empty() {
-                break;
-            }
-            batches.push(batch);
-        }
-        let refused = stream::iter(batches.into_iter().map(|b| self.write_batch(b)))
+        let sent = accepted.len();
+        let batches: Vec<Vec<usize>> = accepted.chunks(MAX_BATCH).map(<[usize]>::to_vec).collect();
+        let refused = stream::iter(batches.into_iter().map(|b| self.write_batch(items, b)))
             .buffer_unordered(self.writers)
             .try_fold(Vec::new(), |mut all, refused| async move {
                 all.extend(refused);
@@ -485,38 +506,23 @@ impl ReadingStore {
         Ok(WriteReport { written, rejected })
     }
 
-    /// Writes one batch; when DynamoDB refuses it as invalid, writes each
-    /// half on its own, down to the single item, and returns the items
-    /// refused alone. A batch with one bad item costs about 2·log2(25) ≈ 10
-    /// calls instead of failing the whole object.
-    fn write_batch(
-        &self,
-        batch: Vec<(usize, WriteRequest)>,
-    ) -> futures_util::future::BoxFuture<'_, Result<Vec<RejectedItem>, StoreError>> {
+    /// Writes one batch (`batch` indexes `items`); when DynamoDB refuses it
+    /// as invalid, writes each half on its own, down to the single item,
+    /// and returns the items refused alone. A batch with one bad item costs
+    /// about 2·log2(25) ≈ 10 calls instead of failing the whole object.
+    fn write_batch<'a>(
+        &'a self,
+        items: &'a [Item],
+        batch: Vec<usize>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<RejectedItem>, StoreError>> {
         Box::pin(async move {
-            let index_of: HashMap<(String, String), usize> = batch
-                .iter()
-                .filter_map(|(i, w)| Some((key_of(w.put_request()?.item()), *i)))
-                .collect();
-            let requests = batch.into_iter().map(|(_, w)| w).collect();
-            let (pending, message) = match self.send(requests).await {
+            let (mut pending, message) = match self.send(items, batch).await {
                 Ok(()) => return Ok(Vec::new()),
                 Err(BatchFailure::Failed(e)) => return Err(e),
                 Err(BatchFailure::Refused { pending, message }) => (pending, message),
             };
-            let mut pending: Vec<(usize, WriteRequest)> = pending
-                .into_iter()
-                .map(|w| {
-                    let index = w
-                        .put_request()
-                        .and_then(|p| index_of.get(&key_of(p.item())))
-                        .copied()
-                        .unwrap_or(usize::MAX);
-                    (index, w)
-                })
-                .collect();
-            if let [(index, _)] = pending.as_slice() {
-                if blames_the_table(&message) || *index == usize::MAX {
+            if let [index] = pending.as_slice() {
+                if blames_the_table(&message) {
                     return Err(StoreError::TableRefused {
                         table: self.table.clone(),
                         message,
@@ -529,22 +535,26 @@ impl ReadingStore {
                 }]);
             }
             let second = pending.split_off(pending.len() / 2);
-            let mut refused = self.write_batch(pending).await?;
-            refused.extend(self.write_batch(second).await?);
+            let mut refused = self.write_batch(items, pending).await?;
+            refused.extend(self.write_batch(items, second).await?);
             Ok(refused)
         })
     }
 
-    /// One batch, its `UnprocessedItems` retried with backoff.
-    async fn send(&self, mut batch: Vec<WriteRequest>) -> Result<(), BatchFailure> {
+    /// One batch (`batch` indexes `items`), its `UnprocessedItems` retried
+    /// with backoff.
+    async fn send(&self, items: &[Item], mut batch: Vec<usize>) -> Result<(), BatchFailure> {
         let mut backoff = retry::UNPROCESSED_ITEMS.backoff();
         loop {
-            // A copy goes out: when DynamoDB refuses the batch, its items
-            // are needed again to find the one at fault.
+            let requests = batch
+                .iter()
+                .map(|&i| put_request(&items[i]))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(BatchFailure::Failed)?;
             let result = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, batch.clone())
+                .request_items(&self.table, requests)
                 .send()
                 .await;
             let output = match result {
@@ -569,13 +579,27 @@ impl ReadingStore {
                     }));
                 }
             };
-            batch = output
+            let unprocessed = output
                 .unprocessed_items()
                 .and_then(|u| u.get(&self.table))
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
-            if batch.is_empty() {
+            if unprocessed.is_empty() {
                 return Ok(());
+            }
+            // Back from the items DynamoDB names to the ones of the batch:
+            // the keys are unique within a write.
+            let left: HashSet<(&str, &str)> = unprocessed
+                .iter()
+                .filter_map(|w| Some(key_of(w.put_request()?.item())))
+                .collect();
+            batch.retain(|&i| left.contains(&key_of(&items[i])));
+            if batch.len() != unprocessed.len() {
+                return Err(BatchFailure::Failed(StoreError::Build(format!(
+                    "DynamoDB left {} item(s) unprocessed, {} of them not in the batch",
+                    unprocessed.len(),
+                    unprocessed.len().saturating_sub(batch.len())
+                ))));
             }
             if backoff.attempts() + 1 >= MAX_ATTEMPTS {
                 return Err(BatchFailure::Failed(StoreError::Unprocessed {
@@ -589,6 +613,15 @@ impl ReadingStore {
     }
 }
 
+/// The request that puts a copy of `item`.
+fn put_request(item: &Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item.clone()))
+        .build()
+        .map_err(|e| StoreError::Build(e.to_string()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
 /// Whether DynamoDB's refusal of a single item is about the table rather
 /// than the item: every message about keys ("Missing the key …", "Type
 /// mismatch for key …", "The provided key element does not match the
@@ -600,10 +633,10 @@ fn blames_the_table(message: &str) -> bool {
 }
 
 /// An item's (device_id, timestamp).
-fn key_of(item: &Item) -> (String, String) {
+fn key_of(item: &Item) -> (&str, &str) {
     let part = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(s)) => s.clone(),
-        _ => String::new(),
+        Some(AttributeValue::S(s)) => s.as_str(),
+        _ => "",
     };
     (part(DEVICE_ID), part(TIMESTAMP))
 }
@@ -641,6 +674,18 @@ mod tests {
             label: Label::Positive,
             score: 0.8765432,
             model: "m1".into(),
+            explanation: vec![
+                Contribution {
+                    feature: "oil_kpa_per_krpm",
+                    value: 46.5,
+                    contribution: 1.25,
+                },
+                Contribution {
+                    feature: "vibration_max",
+                    value: f32::NAN,
+                    contribution: 0.5,
+                },
+            ],
         };
         let it = item(
             &reading("VHC1", 1_760_914_020_000, "0.1"),
@@ -663,6 +708,22 @@ mod tests {
         };
         assert_eq!(pred["label"], AttributeValue::S("POSITIVE".into()));
         assert_eq!(pred["score"], AttributeValue::N("0.876543".into()));
+        let AttributeValue::L(reasons) = &pred["contributions"] else {
+            panic!("{pred:?}")
+        };
+        let AttributeValue::M(first) = &reasons[0] else {
+            panic!()
+        };
+        assert_eq!(
+            first["feature"],
+            AttributeValue::S("oil_kpa_per_krpm".into())
+        );
+        assert_eq!(first["value"], AttributeValue::N("46.5".into()));
+        assert_eq!(first["contribution"], AttributeValue::N("1.250000".into()));
+        let AttributeValue::M(second) = &reasons[1] else {
+            panic!()
+        };
+        assert!(!second.contains_key("value"), "a missing value is absent");
         let AttributeValue::M(source) = &it["source"] else {
             panic!()
         };
@@ -683,6 +744,7 @@ mod tests {
                 label: Label::Negative,
                 score: 0.1,
                 model: "m1".into(),
+                explanation: Vec::new(),
             };
             let it = item(&r, Some(&p), SRC, "now", Some(42));
             assert_ne!(

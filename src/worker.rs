@@ -18,6 +18,13 @@
 //! gives its processing slot back — up to [`PARKED_PER_SLOT`] such messages
 //! per slot — so traffic that needs no alert keeps flowing.
 //!
+//! **Deleting.** A message is deleted once everything it owes is durable,
+//! never before. Messages that finish while a delete call is in flight are
+//! deleted together, with one `DeleteMessageBatch` (up to ten), by one
+//! [`Deleter`] task; each message's task waits for its own entry's result,
+//! and an entry SQS refuses (a receipt that is no longer valid) only costs
+//! that message a redelivery, redone idempotently.
+//!
 //! **The lease.** The visibility is extended every third of the timeout by
 //! a full timeout; a failed extension is retried with backoff until the
 //! current lease ends, so one failed call never loses it. When the lease is
@@ -29,8 +36,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::change_message_visibility::builders::ChangeMessageVisibilityFluentBuilder;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +96,9 @@ struct TaskContext {
     parked: Arc<Semaphore>,
     visibility_timeout: Duration,
     retry_base: Duration,
+    /// Deletes finished messages, several per call (see the module
+    /// documentation).
+    deleter: Deleter,
 }
 
 impl Worker {
@@ -113,6 +123,7 @@ impl Worker {
         let abort = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut backoff = retry::RECEIVE.backoff();
+        let (deleter, deleting) = Deleter::start(self.sqs.clone(), self.settings.queue_url.clone());
         let ctx = TaskContext {
             sqs: self.sqs.clone(),
             pipeline: self.pipeline.clone(),
@@ -123,6 +134,7 @@ impl Worker {
             )),
             visibility_timeout: self.settings.visibility_timeout,
             retry_base: self.settings.retry_base,
+            deleter,
         };
         self.health.set_running(true);
         tracing::info!(queue_url = %self.settings.queue_url, concurrency = self.settings.concurrency, "worker started");
@@ -201,6 +213,11 @@ impl Worker {
             while let Some(done) = tasks.join_next().await {
                 log_task_end(done);
             }
+        }
+        // Every task has ended: the last deletions go out, then it stops.
+        drop(ctx);
+        if let Err(e) = deleting.await {
+            tracing::error!(error = %e, "the deleting task panicked");
         }
         tracing::info!("worker stopped");
     }
@@ -494,21 +511,144 @@ async fn heartbeat(
 }
 
 async fn delete(ctx: &TaskContext, receipt: &str, message_id: &str) {
-    let result = ctx
-        .sqs
-        .delete_message()
-        .queue_url(&*ctx.queue_url)
-        .receipt_handle(receipt)
-        .send()
-        .await;
-    match result {
-        Ok(_) => metrics::message_deleted(),
+    match ctx.deleter.delete(receipt).await {
+        Ok(()) => metrics::message_deleted(),
         // The work is durable; the message will be redelivered and redone
         // idempotently. Nothing is lost.
-        Err(e) => {
-            tracing::warn!(message_id, error = %DisplayErrorContext(&e), "could not delete a processed message")
+        Err(error) => {
+            tracing::warn!(message_id, error, "could not delete a processed message")
         }
     }
+}
+
+/// One message to delete, and where its result goes.
+struct Deletion {
+    receipt: String,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The handle of the task that deletes finished messages: whatever is
+/// waiting when a call can go out goes in it, up to SQS's ten per batch,
+/// so no message waits for others to finish.
+#[derive(Clone)]
+struct Deleter {
+    queue: mpsc::UnboundedSender<Deletion>,
+}
+
+impl Deleter {
+    /// Starts the task; it ends once every handle is dropped and the
+    /// deletions asked for are done.
+    fn start(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: String,
+    ) -> (Deleter, tokio::task::JoinHandle<()>) {
+        let (queue, mut waiting) = mpsc::unbounded_channel::<Deletion>();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_RECEIVE);
+            while waiting.recv_many(&mut batch, MAX_RECEIVE).await > 0 {
+                let receipts: Vec<&str> = batch.iter().map(|d| d.receipt.as_str()).collect();
+                let results = delete_batch(&sqs, &queue_url, &receipts).await;
+                for (deletion, result) in batch.drain(..).zip(results) {
+                    // The message's task may have been aborted meanwhile.
+                    let _ = deletion.done.send(result);
+                }
+            }
+        });
+        (Deleter { queue }, task)
+    }
+
+    /// Deletes one message (with whatever else is waiting).
+    async fn delete(&self, receipt: &str) -> Result<(), String> {
+        let (done, result) = oneshot::channel();
+        let deletion = Deletion {
+            receipt: receipt.to_owned(),
+            done,
+        };
+        if self.queue.send(deletion).is_err() {
+            return Err("the worker is stopping".into());
+        }
+        result
+            .await
+            .unwrap_or_else(|_| Err("the deleting task ended".into()))
+    }
+}
+
+/// Deletes up to ten messages by receipt handle in one call; one result per
+/// receipt, in order: `Err` says why SQS (or the call) did not delete it.
+pub async fn delete_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipts: &[&str],
+) -> Vec<Result<(), String>> {
+    if let [receipt] = receipts {
+        // One message: the plain call, as cheap and simpler to read in logs.
+        let result = sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(*receipt)
+            .send()
+            .await;
+        return vec![
+            result
+                .map(|_| ())
+                .map_err(|e| DisplayErrorContext(&e).to_string()),
+        ];
+    }
+    let mut entries = Vec::with_capacity(receipts.len());
+    for (i, receipt) in receipts.iter().enumerate() {
+        match DeleteMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .receipt_handle(*receipt)
+            .build()
+        {
+            Ok(entry) => entries.push(entry),
+            Err(e) => return receipts.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+    let output = match sqs
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => {
+            let error = DisplayErrorContext(&e).to_string();
+            return receipts.iter().map(|_| Err(error.clone())).collect();
+        }
+    };
+    // An entry SQS names neither as deleted nor as failed is not taken
+    // as deleted.
+    let mut results: Vec<Result<(), String>> = receipts
+        .iter()
+        .map(|_| Err("DeleteMessageBatch did not report this entry".to_owned()))
+        .collect();
+    for ok in output.successful() {
+        if let Some(slot) = ok
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Ok(());
+        }
+    }
+    for failed in output.failed() {
+        if let Some(slot) = failed
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Err(format!(
+                "{}: {}",
+                failed.code(),
+                failed.message().unwrap_or_default()
+            ));
+        }
+    }
+    results
 }
 
 async fn set_visibility(ctx: &TaskContext, receipt: &str, delay: Duration) {

@@ -35,7 +35,6 @@ fn alert(device: &str, window: i64) -> Alert {
             op: Op::Gt,
             threshold: "100".into(),
             model: None,
-            explanation: None,
         },
         breaches: Breaches {
             count: 1,
@@ -43,6 +42,7 @@ fn alert(device: &str, window: i64) -> Alert {
             last: at,
             worst_value: "120".into(),
             worst_at: at,
+            explanation: Vec::new(),
         },
         source: Source {
             bucket: "b".into(),

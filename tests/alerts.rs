@@ -34,7 +34,6 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
             op: Op::Gt,
             threshold: "100".into(),
             model: None,
-            explanation: None,
         },
         breaches: Breaches {
             count: 1,
@@ -42,6 +41,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
             last: first,
             worst_value: "120".into(),
             worst_at: first,
+            explanation: Vec::new(),
         },
         source: Source {
             bucket: "b".into(),

@@ -5,18 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Moto, Stack, gzip, metric, wait_for};
-use fleetwatch::inference::Predictor;
-use fleetwatch::inference::embedded::EmbeddedModel;
 use fleetwatch::metrics as m;
-use fleetwatch::object_reader::Limits;
-use fleetwatch::pipeline::Pipeline;
-use fleetwatch::quarantine::Quarantine;
-use fleetwatch::storage::ReadingStore;
-use fleetwatch::worker::{LoopSettings, Worker};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -37,47 +29,35 @@ async fn every_bad_input_has_its_outcome_and_the_good_objects_go_through() {
     common::install_metrics();
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
-    let pipeline = Pipeline {
-        s3: stack.clients.s3.clone(),
-        store: ReadingStore::new(
-            stack.clients.dynamodb.clone(),
-            stack.resources.table.clone(),
-            4,
-        ),
-        predictor: Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
-        rules: vec!["engine_temp_c > 100".parse().unwrap()],
-        alerts: None,
-        maintenance_min_score: None,
-        on_inference_error: fleetwatch::inference::OnError::Retry,
-        limits: Limits {
-            max_line_bytes: 64 * 1024,
-            max_object_bytes: 50 * 1024 * 1024,
-            max_gzip_ratio: 100,
-            ..Limits::default()
-        },
-        max_records: 1000,
-        max_future_skew: Duration::from_secs(24 * 3600),
-        quarantine: Some(Quarantine::new(
-            stack.clients.s3.clone(),
-            "quarantine/".into(),
-        )),
-    };
-    let settings = LoopSettings {
-        queue_url: stack.resources.queue_url.clone(),
-        concurrency: 4,
-        visibility_timeout: Duration::from_secs(60),
-        shutdown_grace: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-    };
+    // No alerts; 50 MiB objects, 1000 readings; the quarantine on.
+    let settings = common::worker_settings(
+        &stack,
+        &[
+            "--maintenance-alert-score",
+            "off",
+            "--max-line-bytes",
+            "65536",
+            "--max-object-bytes",
+            "52428800",
+            "--max-gzip-ratio",
+            "100",
+            "--max-records",
+            "1000",
+            "--quarantine-prefix",
+            "quarantine/",
+            "--concurrency",
+            "4",
+            "--visibility-timeout",
+            "60s",
+            "--shutdown-grace",
+            "5s",
+        ],
+    );
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(
-        Worker::new(
-            stack.clients.sqs.clone(),
-            Arc::new(pipeline),
-            settings,
-            Default::default(),
-        )
-        .run(shutdown.clone()),
+        common::build_worker(&settings, &stack.clients)
+            .into_worker(Default::default())
+            .run(shutdown.clone()),
     );
 
     // Good objects before the bad ones...

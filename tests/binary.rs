@@ -166,9 +166,7 @@ async fn sigterm_mid_object_returns_the_message_and_loses_nothing() {
 
     // Stop the worker as soon as part of the object is stored.
     wait_for("the first items", WAIT, || async {
-        let scan = stack
-            .clients
-            .dynamodb
+        let scan = common::patient(&stack.clients.dynamodb)
             .scan()
             .table_name(&stack.resources.table)
             .limit(1)

@@ -350,6 +350,108 @@ async fn a_stalled_body_fails_after_the_idle_timeout_and_is_read_again() {
     );
 }
 
+/// `fleetwatch_records_total{outcome="stored"}` of the worker.
+async fn stored(worker: &WorkerProcess) -> f64 {
+    worker_metric(worker, "fleetwatch_records_total", &[("outcome", "stored")]).await
+}
+
+/// Before: a read that failed after a chunk was stored restarted the
+/// object from its start and counted its lines again, so
+/// `fleetwatch_records_total` said more readings were stored (and
+/// rejected) than the object holds. Now every line is counted once however
+/// often the object is read. The restart is also visible in
+/// `fleetwatch_aws_requests_total`: S3 was asked for the object more than
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_read_again_counts_each_line_once() {
+    let moto = Moto::start();
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::new(6)).await;
+    let worker = start_worker(
+        &moto,
+        &setup,
+        &proxy,
+        &[("FLEETWATCH_S3_IDLE_TIMEOUT", "2s")],
+    );
+    worker.wait_ready().await;
+    const READINGS: usize = 2500;
+    let mut text = String::new();
+    for i in 0..READINGS {
+        text.push_str(&format!(
+            "{{\"device_id\":\"AGAIN01\",\"timestamp\":{},\"engine_temp_c\":80}}\n",
+            1_760_000_000 + i * 60
+        ));
+        if i == 3 {
+            text.push_str("not a reading\n"); // rejected
+            text.push_str(&format!(
+                // an exact repeat: a duplicate
+                "{{\"device_id\":\"AGAIN01\",\"timestamp\":{},\"engine_temp_c\":80}}\n",
+                1_760_000_000 + i * 60
+            ));
+        }
+    }
+    // The body stops after about 1,400 lines: one chunk of 1,000 is stored
+    // before the read fails.
+    proxy.set_config(FaultConfig::new(6).stall_body("s3", "GetObject", 100_000));
+    stack.put_object("incoming/again.jsonl", text).await;
+    wait_for("a chunk stored, then a stalled body", WAIT, || async {
+        (proxy.stats("s3").stalled >= 1 && stored(&worker).await >= 1000.0).then_some(())
+    })
+    .await;
+    proxy.heal();
+    wait_stored(&stack, "AGAIN01", READINGS, WAIT).await;
+    wait_queue_empty(&stack).await;
+    assert_eq!(stored(&worker).await, READINGS as f64);
+    assert_eq!(
+        worker_metric(
+            &worker,
+            "fleetwatch_records_total",
+            &[("outcome", "duplicate")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        worker_metric(
+            &worker,
+            "fleetwatch_records_total",
+            &[("outcome", "rejected")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        worker_metric(
+            &worker,
+            "fleetwatch_records_rejected_total",
+            &[("reason", "malformed")]
+        )
+        .await,
+        1.0
+    );
+    let requests = |service: &'static str, operation: &'static str| {
+        let worker = &worker;
+        async move {
+            worker_metric(
+                worker,
+                "fleetwatch_aws_requests_total",
+                &[("service", service), ("operation", operation)],
+            )
+            .await
+        }
+    };
+    assert!(
+        requests("s3", "GetObject").await >= 2.0,
+        "the object was read again"
+    );
+    assert!(requests("dynamodb", "BatchWriteItem").await >= (READINGS / 25) as f64);
+    assert!(requests("sqs", "ReceiveMessage").await >= 1.0);
+    assert!(
+        requests("sqs", "DeleteMessage").await + requests("sqs", "DeleteMessageBatch").await >= 1.0
+    );
+}
+
 /// Before: `/healthz` answered 200 whatever the loop did. Now, with every
 /// receive hung and nothing to cut it (a 10 min call timeout stands in for
 /// the missing timeouts), it fails with the reason once nothing has moved

@@ -6,18 +6,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Moto, Stack, m, metric, s, wait_for};
 use fleetwatch::inference::embedded::EmbeddedModel;
-use fleetwatch::inference::{OnError, Predictor};
 use fleetwatch::metrics as mx;
-use fleetwatch::object_reader::Limits;
-use fleetwatch::pipeline::Pipeline;
-use fleetwatch::storage::ReadingStore;
 use fleetwatch::telemetry::{LineParser, Reading};
-use fleetwatch::worker::{LoopSettings, Worker};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -56,39 +50,31 @@ async fn a_fleet_in_one_object_is_predicted_once_per_reading_as_each_device_alon
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     let model = EmbeddedModel::builtin().unwrap();
-    let pipeline = Pipeline {
-        s3: stack.clients.s3.clone(),
-        store: ReadingStore::new(
-            stack.clients.dynamodb.clone(),
-            stack.resources.table.clone(),
-            8,
-        ),
-        predictor: Predictor::Embedded(model.clone()),
-        rules: vec![],
-        alerts: None,
-        maintenance_min_score: None,
-        on_inference_error: OnError::Retry,
-        limits: Limits::default(),
-        max_records: 1_000_000,
-        max_future_skew: Duration::from_secs(24 * 3600),
-        quarantine: None,
-    };
-    let settings = LoopSettings {
-        queue_url: stack.resources.queue_url.clone(),
-        concurrency: 2,
-        visibility_timeout: Duration::from_secs(60),
-        shutdown_grace: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-    };
+    // No rules, no alerts; eight writers, two objects at a time.
+    let settings = common::worker_settings(
+        &stack,
+        &[
+            "--alert-rules",
+            "none",
+            "--maintenance-alert-score",
+            "off",
+            "--dynamodb-writers",
+            "8",
+            "--max-records",
+            "1000000",
+            "--concurrency",
+            "2",
+            "--visibility-timeout",
+            "60s",
+            "--shutdown-grace",
+            "5s",
+        ],
+    );
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(
-        Worker::new(
-            stack.clients.sqs.clone(),
-            Arc::new(pipeline),
-            settings,
-            Default::default(),
-        )
-        .run(shutdown.clone()),
+        common::build_worker(&settings, &stack.clients)
+            .into_worker(Default::default())
+            .run(shutdown.clone()),
     );
     let processed = |n: f64| async move {
         wait_for(&format!("{n} objects processed"), WAIT, || async {

@@ -52,7 +52,7 @@ async fn unprocessed_items_are_retried_until_written() {
         .then_output(|| BatchWriteItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&partial, &rest]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    store.write(items(20)).await.unwrap();
+    store.write(&items(20)).await.unwrap();
     assert_eq!(partial.num_calls(), 1);
     assert_eq!(
         rest.num_calls(),
@@ -66,7 +66,7 @@ async fn items_that_stay_unprocessed_fail_the_write() {
     let stuck = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| unprocessed(3));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stuck]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    match store.write(items(3)).await {
+    match store.write(&items(3)).await {
         Err(StoreError::Unprocessed { count: 3, .. }) => {}
         other => panic!("expected Unprocessed, got {other:?}"),
     }
@@ -84,7 +84,7 @@ async fn throttling_fails_the_write_so_the_message_is_retried() {
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
     let store = ReadingStore::new(client, TABLE.into(), 2);
-    let err = store.write(items(30)).await.unwrap_err();
+    let err = store.write(&items(30)).await.unwrap_err();
     assert!(matches!(err, StoreError::Call { .. }), "{err}");
     assert!(err.to_string().contains("slow down"), "{err}");
 }

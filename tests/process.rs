@@ -106,9 +106,24 @@ async fn a_backfill_of_a_partly_processed_prefix_adds_exactly_the_rest_and_a_rer
     })
     .await;
     assert!(worker.terminate().await.success());
-    let alerts_by_worker = stack.drain_alerts().await.len();
+    let alerts = stack.drain_alerts().await;
+    let alerts_by_worker = alerts.len();
     // Per object: the hot reading, and the maintenance prediction it gets.
     assert_eq!(alerts_by_worker, 4);
+    // Each maintenance alert says why: its top reasons, in words.
+    let maintenance: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "maintenance")
+        .collect();
+    assert_eq!(maintenance.len(), 2);
+    for alert in maintenance {
+        let reasons = alert["reasons"].as_array().unwrap();
+        assert!((1..=3).contains(&reasons.len()), "{alert}");
+        for reason in reasons {
+            assert!(reason["contribution"].as_f64().unwrap() > 0.0, "{alert}");
+            assert!(!reason["text"].as_str().unwrap().is_empty(), "{alert}");
+        }
+    }
 
     // More objects arrive while no worker runs; some are not to be backfilled.
     let late = [

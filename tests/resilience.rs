@@ -128,9 +128,7 @@ async fn stored_count(stack: &Stack) -> usize {
     let mut total = 0;
     let mut start = None;
     loop {
-        let page = stack
-            .clients
-            .dynamodb
+        let page = common::patient(&stack.clients.dynamodb)
             .scan()
             .table_name(&stack.resources.table)
             .select(Select::Count)

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Moto, moto_api_post};
 use fleetwatch::inference::embedded::EmbeddedModel;
-use fleetwatch::inference::sagemaker::{RequestFormat, SageMakerPredictor};
+use fleetwatch::inference::sagemaker::{Decision, RequestFormat, SageMakerPredictor};
 use fleetwatch::inference::{Label, OnError, Predictor};
 use fleetwatch::telemetry::{LineParser, Reading};
 
@@ -44,12 +44,16 @@ async fn queue_answers(moto: &Moto, bodies: &[&str], content_type: &str) {
 }
 
 async fn predictor(moto: &Moto, format: RequestFormat) -> Predictor {
+    predictor_deciding(moto, format, Decision::Threshold(0.94)).await
+}
+
+async fn predictor_deciding(moto: &Moto, format: RequestFormat, decision: Decision) -> Predictor {
     let clients = moto.clients().await;
     Predictor::SageMaker(SageMakerPredictor::new(
         clients.sagemaker,
         ENDPOINT.into(),
         format,
-        0.94,
+        decision,
     ))
 }
 
@@ -115,6 +119,52 @@ async fn the_original_text_contract_one_line_per_call() {
     );
 }
 
+/// The original endpoint is not ours: with no threshold set, its answer
+/// `{"probabilities":[0.1,0.9]}` is POSITIVE, as it said, although 0.9 is
+/// under our model's threshold of 0.94; with a threshold set, the
+/// threshold decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_endpoint_keeps_its_own_labels_unless_a_threshold_is_set() {
+    let moto = Moto::start();
+    let (readings, raw) = readings();
+    let format = RequestFormat::Text {
+        labels: vec!["NEGATIVE".into(), "POSITIVE".into()],
+    };
+    let answers = [
+        r#"{"probabilities":[0.1,0.9]}"#,
+        r#"{"probabilities":[0.1,0.9]}"#,
+        r#"{"probabilities":[0.1,0.9]}"#,
+    ];
+    queue_answers(&moto, &answers, "application/json").await;
+    let own = predictor_deciding(&moto, format.clone(), Decision::EndpointLabel).await;
+    assert_eq!(
+        own.threshold(),
+        Some(0.0),
+        "every POSITIVE of its own counts"
+    );
+    let p = own
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        p.iter()
+            .all(|p| p.label == Label::Positive && p.score == 0.9),
+        "{p:?}"
+    );
+    let p = predictor_deciding(&moto, format, Decision::Threshold(0.94))
+        .await
+        .predict(&readings, &raw, OnError::Retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        p.iter()
+            .all(|p| p.label == Label::Negative && p.score == 0.9),
+        "{p:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_endpoint_is_an_error_or_an_explicit_unknown() {
     let moto = Moto::start();
@@ -142,7 +192,7 @@ async fn a_broken_endpoint_is_an_error_or_an_explicit_unknown() {
 async fn sagemaker_serving_the_same_model_agrees_with_the_embedded_backend() {
     let moto = Moto::start();
     let (readings, raw) = readings();
-    // What the built-in XGBoost container serving models/fleetwatch.json
+    // What the built-in XGBoost container serving model-artifacts/fleetwatch.json
     // answers for these rows is what the evaluator computes (the evaluator
     // matches xgboost within 1e-6, see src/inference/xgboost.rs).
     let embedded = EmbeddedModel::builtin().unwrap();
@@ -202,7 +252,7 @@ async fn a_refused_row_is_found_and_the_others_are_scored() {
         clients.sagemaker,
         ENDPOINT.into(),
         RequestFormat::Csv,
-        0.94,
+        Decision::Threshold(0.94),
     ));
     let mut context = FeatureContext::new(100);
     let input = predictor.prepare(&mut context, &readings);

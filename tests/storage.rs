@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ErrorMetadata;
@@ -16,18 +15,10 @@ use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemError, BatchWr
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use common::{Moto, Stack, m, metric, n, wait_for};
-use fleetwatch::alerts::AlertSink;
-use fleetwatch::alerts::ledger::AlertLedger;
-use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::failure::{Classify, FailureClass};
-use fleetwatch::inference::Predictor;
-use fleetwatch::inference::embedded::EmbeddedModel;
 use fleetwatch::metrics as mx;
-use fleetwatch::object_reader::Limits;
-use fleetwatch::pipeline::{CHUNK_READINGS, Pipeline};
-use fleetwatch::quarantine::Quarantine;
+use fleetwatch::pipeline::CHUNK_READINGS;
 use fleetwatch::storage::{ItemRejectReason, ReadingStore, StoreError};
-use fleetwatch::worker::{LoopSettings, Worker};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -48,60 +39,36 @@ impl Running {
     }
 }
 
-fn start(stack: &Stack, ttl: Option<Duration>, max_line_bytes: usize) -> Running {
+fn start(stack: &Stack, ttl: Option<&str>, max_line_bytes: usize) -> Running {
     common::install_metrics();
-    let table = stack.resources.table.clone();
-    let pipeline = Pipeline {
-        s3: stack.clients.s3.clone(),
-        store: ReadingStore::new(stack.clients.dynamodb.clone(), table.clone(), 4)
-            .with_reading_ttl(ttl),
-        predictor: Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
-        rules: vec!["engine_temp_c > 100".parse().unwrap()],
-        alerts: Some(AlertSink {
-            publisher: AlertPublisher::new(
-                stack.clients.sns.clone(),
-                stack.resources.topic_arn.clone(),
-            ),
-            ledger: AlertLedger::new(
-                stack.clients.dynamodb.clone(),
-                stack.resources.alarm_table.clone(),
-                Duration::from_secs(900),
-                Duration::from_secs(30),
-            ),
-            alarms: fleetwatch::alarms::AlarmStore::new(
-                stack.clients.dynamodb.clone(),
-                stack.resources.alarm_table.clone(),
-            ),
-        }),
-        maintenance_min_score: None,
-        on_inference_error: fleetwatch::inference::OnError::Retry,
-        limits: Limits {
-            max_line_bytes,
-            ..Limits::default()
-        },
-        max_records: 1_000_000,
-        max_future_skew: Duration::from_secs(24 * 3600),
-        quarantine: Some(Quarantine::new(
-            stack.clients.s3.clone(),
-            "quarantine/".into(),
-        )),
-    };
-    let settings = LoopSettings {
-        queue_url: stack.resources.queue_url.clone(),
-        concurrency: 4,
-        visibility_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-    };
+    let max_line_bytes = max_line_bytes.to_string();
+    let mut args = vec![
+        "--alert-topic-arn",
+        stack.resources.topic_arn.as_str(),
+        "--maintenance-alert-score",
+        "off",
+        "--max-line-bytes",
+        max_line_bytes.as_str(),
+        "--max-records",
+        "1000000",
+        "--quarantine-prefix",
+        "quarantine/",
+        "--concurrency",
+        "4",
+        "--visibility-timeout",
+        "30s",
+        "--shutdown-grace",
+        "5s",
+    ];
+    if let Some(ttl) = ttl {
+        args.extend(["--reading-ttl", ttl]);
+    }
+    let settings = common::worker_settings(stack, &args);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(
-        Worker::new(
-            stack.clients.sqs.clone(),
-            Arc::new(pipeline),
-            settings,
-            Default::default(),
-        )
-        .run(shutdown.clone()),
+        common::build_worker(&settings, &stack.clients)
+            .into_worker(Default::default())
+            .run(shutdown.clone()),
     );
     Running { shutdown, task }
 }
@@ -178,8 +145,7 @@ async fn input_cannot_set_the_ttl_attribute_and_readings_never_expire_without_a_
 async fn with_a_ttl_every_reading_expires_after_its_own_timestamp() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
-    let ttl = fleetwatch::config::parse_duration("400d").unwrap();
-    let worker = start(&stack, Some(ttl), 64 * 1024);
+    let worker = start(&stack, Some("400d"), 64 * 1024);
     stack.put_object("in/expiring.jsonl", EXPIRING).await;
     wait_processed(&stack, 1.0).await;
     let items = stack.items().await;
@@ -398,7 +364,7 @@ async fn a_refused_batch_is_split_down_to_the_item_at_fault() {
     let store = ReadingStore::new(client, TABLE.into(), 2);
     let mut devices = vec!["OK"; 60];
     devices[37] = "BAD";
-    let report = store.write(items(&devices)).await.unwrap();
+    let report = store.write(&items(&devices)).await.unwrap();
     assert_eq!(report.written, 59);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].index, 37);
@@ -426,7 +392,7 @@ async fn a_key_schema_mismatch_fails_the_write_instead_of_rejecting_readings() {
         .then_error(|| validation("The provided key element does not match the schema"));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&refuse]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    let err = store.write(items(&["A", "B", "C"])).await.unwrap_err();
+    let err = store.write(&items(&["A", "B", "C"])).await.unwrap_err();
     assert!(matches!(err, StoreError::TableRefused { .. }), "{err}");
     assert!(err.class().is_retryable(), "{err}");
 }
@@ -454,7 +420,7 @@ async fn throttling_is_returned_not_rejected() {
         .then_output(|| BatchWriteItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled, &split]);
     let store = ReadingStore::new(client, TABLE.into(), 1);
-    let err = store.write(items(&["A", "B"])).await.unwrap_err();
+    let err = store.write(&items(&["A", "B"])).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::Throttled, "{err}");
     assert!(throttled.num_calls() >= 1);
     assert_eq!(split.num_calls(), 0, "not split");

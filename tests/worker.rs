@@ -4,18 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Moto, Stack, gzip, m, n, s, wait_for};
-use fleetwatch::alerts::AlertSink;
-use fleetwatch::alerts::ledger::AlertLedger;
-use fleetwatch::alerts::publisher::AlertPublisher;
-use fleetwatch::inference::Predictor;
-use fleetwatch::inference::embedded::EmbeddedModel;
-use fleetwatch::pipeline::Pipeline;
-use fleetwatch::storage::ReadingStore;
-use fleetwatch::worker::{LoopSettings, Worker};
+use fleetwatch::app::WorkerBuild;
+use fleetwatch::config::WorkerSettings;
 use tokio_util::sync::CancellationToken;
 
 const FLEET_DATA: &[u8] = include_bytes!("data/fleet_data.txt");
@@ -37,54 +30,30 @@ impl RunningWorker {
     }
 }
 
-fn pipeline(stack: &Stack, predictor: Predictor, table: &str) -> Pipeline {
-    let maintenance_min_score = predictor.threshold();
-    Pipeline {
-        s3: stack.clients.s3.clone(),
-        store: ReadingStore::new(stack.clients.dynamodb.clone(), table.to_owned(), 4),
-        predictor,
-        rules: vec!["engine_temp_c > 100".parse().unwrap()],
-        alerts: Some(AlertSink {
-            publisher: AlertPublisher::new(
-                stack.clients.sns.clone(),
-                stack.resources.topic_arn.clone(),
-            ),
-            ledger: AlertLedger::new(
-                stack.clients.dynamodb.clone(),
-                stack.resources.alarm_table.clone(),
-                Duration::from_secs(900),
-                Duration::from_secs(30),
-            ),
-            alarms: fleetwatch::alarms::AlarmStore::new(
-                stack.clients.dynamodb.clone(),
-                stack.resources.alarm_table.clone(),
-            ),
-        }),
-        maintenance_min_score,
-        on_inference_error: fleetwatch::inference::OnError::Retry,
-        limits: fleetwatch::object_reader::Limits::default(),
-        max_records: 1_000_000,
-        max_future_skew: Duration::from_secs(24 * 3600),
-        quarantine: None,
-    }
+/// The settings every worker of this file runs with, as the binary parses
+/// them: alerts to the stack's topic, a 30 s lease, four at a time, `args`
+/// on top (`--table`, `--inference`).
+fn settings(stack: &Stack, args: &[&str]) -> WorkerSettings {
+    let mut all = vec![
+        "--alert-topic-arn",
+        stack.resources.topic_arn.as_str(),
+        "--visibility-timeout",
+        "30s",
+        "--concurrency",
+        "4",
+        "--shutdown-grace",
+        "5s",
+        "--max-records",
+        "1000000",
+    ];
+    all.extend(args);
+    common::worker_settings(stack, &all)
 }
 
-fn start(stack: &Stack, pipeline: Pipeline) -> RunningWorker {
+fn start(built: WorkerBuild) -> RunningWorker {
     common::install_metrics();
     let health = fleetwatch::health::Health::default();
-    let settings = LoopSettings {
-        queue_url: stack.resources.queue_url.clone(),
-        concurrency: 4,
-        visibility_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-    };
-    let worker = Worker::new(
-        stack.clients.sqs.clone(),
-        Arc::new(pipeline),
-        settings,
-        health.clone(),
-    );
+    let worker = built.into_worker(health.clone());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker.run(shutdown.clone()));
     RunningWorker {
@@ -95,15 +64,7 @@ fn start(stack: &Stack, pipeline: Pipeline) -> RunningWorker {
 }
 
 fn start_default(stack: &Stack) -> RunningWorker {
-    let table = stack.resources.table.clone();
-    start(
-        stack,
-        pipeline(
-            stack,
-            Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
-            &table,
-        ),
-    )
+    start(common::build_worker(&settings(stack, &[]), &stack.clients))
 }
 
 /// Waits until the queue holds nothing, visible or in flight: every
@@ -331,14 +292,10 @@ async fn a_failing_write_holds_the_message_until_it_succeeds() {
     // The worker writes to a table that does not exist yet: every attempt
     // fails, for every message. The message is held and its write retried
     // in place, so its receive count does not grow towards the DLQ.
-    let worker = start(
-        &stack,
-        pipeline(
-            &stack,
-            Predictor::Embedded(EmbeddedModel::builtin().unwrap()),
-            "late-table",
-        ),
-    );
+    let worker = start(common::build_worker(
+        &settings(&stack, &["--table", "late-table"]),
+        &stack.clients,
+    ));
     stack.put_object("fleet.txt", FLEET_DATA).await;
 
     wait_for("the write to be retried twice", WAIT, || async {
@@ -373,9 +330,7 @@ async fn a_failing_write_holds_the_message_until_it_succeeds() {
         .await
         .unwrap();
     wait_for("the late table to be written", WAIT, || async {
-        let scan = stack
-            .clients
-            .dynamodb
+        let scan = common::patient(&stack.clients.dynamodb)
             .scan()
             .table_name("late-table")
             .send()
@@ -402,23 +357,13 @@ async fn a_long_object_keeps_its_message_invisible() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     common::install_metrics();
-    let table = stack.resources.table.clone();
     // A 2 s visibility timeout, far shorter than the object takes: without
-    // the heartbeat the message would be handed out again mid-way.
-    let settings = LoopSettings {
-        queue_url: stack.resources.queue_url.clone(),
-        concurrency: 4,
-        visibility_timeout: Duration::from_secs(2),
-        shutdown_grace: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-    };
-    let pipeline = pipeline(&stack, Predictor::Disabled, &table);
-    let worker = Worker::new(
-        stack.clients.sqs.clone(),
-        Arc::new(pipeline),
-        settings,
-        Default::default(),
-    );
+    // the heartbeat the message would be handed out again mid-way. (Below
+    // what FLEETWATCH_VISIBILITY_TIMEOUT accepts, so set on the built loop.)
+    let mut built =
+        common::build_worker(&settings(&stack, &["--inference", "none"]), &stack.clients);
+    built.loop_settings.visibility_timeout = Duration::from_secs(2);
+    let worker = built.into_worker(Default::default());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker.run(shutdown.clone()));
 
@@ -447,4 +392,69 @@ async fn a_long_object_keeps_its_message_invisible() {
     );
     shutdown.cancel();
     task.await.unwrap();
+}
+
+/// Messages that finish together are deleted with one `DeleteMessageBatch`;
+/// an entry SQS refuses (here a receipt it never issued) fails alone: the
+/// others are deleted, and the message whose receipt was not given stays
+/// in flight, to be redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_delete_reports_each_message_on_its_own() {
+    let moto = Moto::start();
+    let sqs = moto.clients().await.sqs;
+    let url = sqs
+        .create_queue()
+        .queue_name("batch-delete")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for i in 0..3 {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("message {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut receipts = Vec::new();
+    while receipts.len() < 3 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        receipts.extend(
+            out.messages()
+                .iter()
+                .filter_map(|m| m.receipt_handle().map(str::to_owned)),
+        );
+    }
+    let results = fleetwatch::worker::delete_batch(
+        &sqs,
+        &url,
+        &[&receipts[0], "not-a-receipt", &receipts[2]],
+    )
+    .await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
+    assert!(results[2].is_ok(), "{results:?}");
+    assert_eq!(
+        common::queue_depth(&moto.clients().await, &url).await,
+        (0, 1),
+        "only the message whose receipt was not given is left, in flight"
+    );
+    // One receipt alone goes out as a plain DeleteMessage.
+    assert_eq!(
+        fleetwatch::worker::delete_batch(&sqs, &url, &[&receipts[1]]).await,
+        vec![Ok(())]
+    );
+    assert_eq!(
+        common::queue_depth(&moto.clients().await, &url).await,
+        (0, 0)
+    );
 }

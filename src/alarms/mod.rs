@@ -7,17 +7,14 @@
 //! - [`store`]: the alarm table, with conditional writes;
 //! - [`sweeper`]: what each worker does periodically (auto-close, the
 //!   "resolved" notifications);
-//! - [`settings`]: the `FLEETWATCH_ALARM_*` settings.
 //!
 //! The alert path ([`crate::alerts::AlertSink::deliver`]) records every
 //! alert's breaches on its alarm first; only an ACTIVE alarm's alerts are
 //! published (once per cooldown window, by the ledger).
 
-pub mod settings;
 pub mod state;
 pub mod store;
 pub mod sweeper;
 
-pub use settings::{AlarmSettings, AlarmTableSetting};
 pub use state::{Action, State, Transition};
 pub use store::{Alarm, AlarmError, AlarmStore, HistoryEntry};

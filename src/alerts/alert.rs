@@ -4,6 +4,7 @@
 //! object they came from ([`Source`]). Rendering lives in
 //! [`super::message`], ledger state in [`super::ledger`].
 
+use crate::inference::explanation::Contribution;
 use crate::telemetry::Timestamp;
 
 use super::rules::Op;
@@ -60,9 +61,6 @@ pub struct Condition {
     pub threshold: String,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
-    /// Why the model predicts maintenance (its top feature contributions
-    /// as text), printed in the message when set; maintenance alerts only.
-    pub explanation: Option<String>,
 }
 
 /// The breaches of one alert's window, as far as one object (or the part of
@@ -79,6 +77,10 @@ pub struct Breaches {
     pub worst_value: String,
     /// Event time of the worst value.
     pub worst_at: Timestamp,
+    /// Why the model flagged the worst reading: its top reasons, largest
+    /// first. Empty for safety alerts and for backends that do not explain
+    /// (SageMaker).
+    pub explanation: Vec<Contribution>,
 }
 
 /// The object the breaches were read from, quoted in the message.

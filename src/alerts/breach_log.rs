@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::rules::{AlertRule, Op};
 use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
+use crate::inference::explanation::Contribution;
 use crate::inference::{Label, Prediction};
 use crate::telemetry::Reading;
 
@@ -83,7 +84,6 @@ impl<'a> BreachLog<'a> {
                     op: rule.op,
                     threshold: rule.threshold_text().to_owned(),
                     model: None,
-                    explanation: None,
                 },
             })
             .collect();
@@ -110,6 +110,7 @@ impl<'a> BreachLog<'a> {
                     index,
                     value: value.as_str(),
                     distance,
+                    explanation: &[],
                 };
                 self.fold(reading, breach, |log| {
                     let rule = &log.rules[index];
@@ -127,6 +128,7 @@ impl<'a> BreachLog<'a> {
                 index: 0,
                 value: &score,
                 distance: p.score,
+                explanation: &p.explanation,
             };
             self.fold(reading, breach, |_| {
                 (
@@ -137,7 +139,6 @@ impl<'a> BreachLog<'a> {
                         op: Op::Ge,
                         threshold: format_score(min),
                         model: Some(p.model.clone()),
-                        explanation: None,
                     },
                 )
             });
@@ -167,6 +168,7 @@ impl<'a> BreachLog<'a> {
             if breach.distance > open.worst_distance {
                 b.worst_value = breach.value.to_owned();
                 b.worst_at = at;
+                b.explanation = breach.explanation.to_vec();
                 open.worst_distance = breach.distance;
             }
             return;
@@ -181,6 +183,7 @@ impl<'a> BreachLog<'a> {
                 last: at,
                 worst_value: breach.value.to_owned(),
                 worst_at: at,
+                explanation: breach.explanation.to_vec(),
             },
             source: self.source.clone(),
         };
@@ -229,6 +232,9 @@ struct Breach<'v> {
     value: &'v str,
     /// How far it is past the threshold; the larger, the worse.
     distance: f64,
+    /// Why the model flagged the reading (maintenance only): kept with the
+    /// worst value, so the alert says why with its worst reading's reasons.
+    explanation: &'v [Contribution],
 }
 
 fn format_score(score: f64) -> String {
@@ -351,6 +357,7 @@ mod tests {
             label,
             score,
             model: "m1".into(),
+            explanation: Vec::new(),
         };
         log.record(&reading("A", 1, "90"), Some(&p(Label::Positive, 0.7)));
         log.record(&reading("B", 1, "90"), Some(&p(Label::Negative, 0.9)));
@@ -364,5 +371,29 @@ mod tests {
         assert_eq!(alerts[0].breaches.count, 2);
         assert_eq!(alerts[0].breaches.worst_value, "0.9500");
         assert_eq!(alerts[0].condition.model.as_deref(), Some("m1"));
+    }
+
+    /// A maintenance alert says why with the reasons of its worst reading.
+    #[test]
+    fn a_maintenance_alert_keeps_the_reasons_of_its_worst_reading() {
+        let rules: Vec<AlertRule> = vec![];
+        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let p = |score, feature| Prediction {
+            label: Label::Positive,
+            score,
+            model: "m1".into(),
+            explanation: vec![Contribution {
+                feature,
+                value: 1.0,
+                contribution: 0.5,
+            }],
+        };
+        log.record(&reading("C", 1, "90"), Some(&p(0.85, "rpm")));
+        log.record(&reading("C", 2, "90"), Some(&p(0.95, "vibration_max")));
+        log.record(&reading("C", 3, "90"), Some(&p(0.90, "speed_kmph")));
+        let alerts = log.into_alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].breaches.worst_value, "0.9500");
+        assert_eq!(alerts[0].breaches.explanation[0].feature, "vibration_max");
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{Alert, AlertKind};
 use crate::alarms::{Alarm, State, Transition};
+use crate::inference::explanation;
 use crate::telemetry::Timestamp;
 
 /// One notification, rendered, as [`super::publisher::AlertPublisher`]
@@ -186,11 +187,10 @@ pub fn email_text(alert: &Alert) -> String {
             c.model.as_deref().unwrap_or("unknown"),
             b.worst_value,
             b.worst_at,
-            // Why the model thinks so (its top feature contributions), when
-            // the prediction carries it.
-            c.explanation
-                .as_deref()
-                .map(|e| format!("\nWhy: {e}"))
+            // Why the model thinks so (the worst reading's top feature
+            // contributions), when the backend explains.
+            explanation::sentence(&b.explanation)
+                .map(|why| format!("\n\nWhy (what raised the score most): {why}."))
                 .unwrap_or_default()
         ),
     };
@@ -222,7 +222,12 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "worst_value": b.worst_value,
         "worst_timestamp": b.worst_at.to_string(),
         "model": c.model,
-        "explanation": c.explanation,
+        "reasons": b.explanation.iter().map(|c| json!({
+            "feature": c.feature,
+            "value": c.value.is_finite().then_some(c.value),
+            "contribution": c.contribution,
+            "text": explanation::describe(c),
+        })).collect::<Vec<_>>(),
         "window_start": id.window_start.to_string(),
         "source": { "bucket": alert.source.bucket, "key": alert.source.key },
     })
@@ -259,7 +264,6 @@ pub(crate) mod tests {
                 op: Op::Gt,
                 threshold: "100".into(),
                 model: None,
-                explanation: None,
             },
             breaches: Breaches {
                 count: 1,
@@ -267,6 +271,7 @@ pub(crate) mod tests {
                 last: at,
                 worst_value: "124".into(),
                 worst_at: at,
+                explanation: Vec::new(),
             },
             source: Source {
                 bucket: "b".into(),
@@ -307,17 +312,41 @@ pub(crate) mod tests {
         assert!(m.attributes.contains(&("alarm_state", "ACTIVE".to_owned())));
     }
 
+    /// A maintenance alert says why the model flagged the vehicle, in
+    /// words (email) and as data (JSON).
     #[test]
-    fn a_maintenance_alert_says_why_when_the_prediction_does() {
+    fn a_maintenance_alert_says_why() {
         let mut a = alert();
         a.condition.kind = AlertKind::Maintenance;
-        a.condition.model = Some("m1".into());
-        assert!(!email_text(&a).contains("Why:"));
-        a.condition.explanation = Some("oil_pressure_kpa +0.31, engine_temp_c +0.12".into());
-        assert!(email_text(&a).contains("\nWhy: oil_pressure_kpa +0.31, engine_temp_c +0.12\n"));
-        assert_eq!(
-            machine_json(&a)["explanation"],
-            "oil_pressure_kpa +0.31, engine_temp_c +0.12"
+        a.condition.model = Some("fleetwatch-xgb-v1".into());
+        a.breaches.worst_value = "0.9712".into();
+        assert!(!email_text(&a).contains("Why"));
+        a.breaches.explanation = vec![
+            explanation::Contribution {
+                feature: "oil_kpa_per_krpm",
+                value: 46.2,
+                contribution: 1.5,
+            },
+            explanation::Contribution {
+                feature: "engine_temp_c",
+                value: f32::NAN,
+                contribution: 0.25,
+            },
+        ];
+        let text = email_text(&a);
+        assert!(
+            text.contains(
+                "Why (what raised the score most): oil pressure 46 kPa per 1,000 rpm (at 2,000 rpm: 92 kPa); engine temperature not reported."
+            ),
+            "{text}"
+        );
+        let reasons = &machine_json(&a)["reasons"];
+        assert_eq!(reasons[0]["feature"], "oil_kpa_per_krpm");
+        assert_eq!(reasons[1]["value"], serde_json::Value::Null);
+        assert!(
+            reasons[0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("oil pressure"))
         );
     }
 }

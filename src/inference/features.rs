@@ -1,8 +1,8 @@
 //! Model features computed from parsed readings: the exact contract between
-//! the worker and the model trained by `model/train.py`.
+//! the worker and the model trained by `model-training/train.py`.
 //!
-//! Any change here must be mirrored in `model/features.py` and the model
-//! retrained; the parity fixture in `models/fleetwatch.parity.json` checks
+//! Any change here must be mirrored in `model-training/features.py` and the model
+//! retrained; the parity fixture in `model-artifacts/fleetwatch.parity.json` checks
 //! that both sides agree.
 //!
 //! # Definition
@@ -537,7 +537,7 @@ mod tests {
             .collect()
     }
 
-    /// The features `model/features.py` computed at training time from a
+    /// The features `model-training/features.py` computed at training time from a
     /// few simulator objects must be bit-identical to ours.
     #[test]
     fn identical_to_the_python_trainer() {

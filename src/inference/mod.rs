@@ -11,17 +11,22 @@
 //! rolling features taken from the object's [`features::FeatureContext`].
 
 pub mod embedded;
+pub mod explanation;
 pub mod features;
 pub mod sagemaker;
+pub mod treeshap;
 pub mod xgboost;
 
-/// The training-time parity fixture (`models/fleetwatch.parity.json`),
+/// The training-time parity fixture (`model-artifacts/fleetwatch.parity.json`),
 /// shared by the evaluator, feature and SageMaker tests.
 #[cfg(test)]
 pub(crate) mod parity {
     /// The fixture document.
     pub fn fixture() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.parity.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/model-artifacts/fleetwatch.parity.json"
+        );
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
@@ -92,6 +97,10 @@ pub struct Prediction {
     /// Which model made it, so items written by different model versions
     /// can be told apart.
     pub model: String,
+    /// Why a POSITIVE embedded prediction is POSITIVE: the features that
+    /// pushed it most, largest first (at most three). Empty for NEGATIVE
+    /// and UNKNOWN, and for SageMaker, whose container does not explain.
+    pub explanation: Vec<explanation::Contribution>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +154,8 @@ pub struct Scored {
     pub refused: Vec<usize>,
 }
 
-/// What to do when a prediction fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when a prediction fails (`FLEETWATCH_ON_INFERENCE_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnError {
     /// Fail the object: the message is left for redelivery (the default).
     #[default]
@@ -272,7 +281,11 @@ impl Predictor {
         result.map(Some)
     }
 
-    fn scored(&self, endpoint: &sagemaker::SageMakerPredictor, scores: &[Option<f64>]) -> Scored {
+    fn scored(
+        &self,
+        endpoint: &sagemaker::SageMakerPredictor,
+        scores: &[Option<sagemaker::Score>],
+    ) -> Scored {
         let mut refused = Vec::new();
         let model = self.model_id();
         let predictions = endpoint
@@ -286,6 +299,7 @@ impl Predictor {
                         label: Label::Unknown,
                         score: f64::NAN,
                         model: model.clone(),
+                        explanation: Vec::new(),
                     }
                 })
             })
@@ -308,6 +322,7 @@ impl Predictor {
                 label: Label::Unknown,
                 score: f64::NAN,
                 model: model.clone(),
+                explanation: Vec::new(),
             })
             .collect()
     }
@@ -325,12 +340,18 @@ impl Predictor {
         }
     }
 
-    /// The decision threshold of the backend, when it has one.
+    /// The score from which the backend's POSITIVE predictions count
+    /// (`FLEETWATCH_MAINTENANCE_ALERT_SCORE=model`): the decision threshold,
+    /// or 0 for an endpoint that decides its labels itself, whose every
+    /// POSITIVE counts.
     pub fn threshold(&self) -> Option<f64> {
         match self {
             Predictor::Disabled => None,
             Predictor::Embedded(m) => Some(m.threshold()),
-            Predictor::SageMaker(s) => Some(s.threshold()),
+            Predictor::SageMaker(s) => Some(match s.decision() {
+                sagemaker::Decision::Threshold(t) => t,
+                sagemaker::Decision::EndpointLabel => 0.0,
+            }),
         }
     }
 
@@ -347,6 +368,9 @@ impl Predictor {
 /// Scores feature rows with the embedded model, off the async runtime's
 /// threads unless the batch is tiny ([`INLINE_ROWS`]), so that receives,
 /// heartbeats and other messages keep their timing while a chunk is scored.
+/// Explanations never run on the runtime: one costs about as much as a
+/// thousand predictions, so a tiny batch with a POSITIVE row is explained
+/// on a blocking thread.
 ///
 /// `spawn_blocking` rather than `block_in_place`: `block_in_place` panics
 /// on a current-thread runtime, and even on the multi-threaded one it
@@ -359,10 +383,21 @@ async fn score_off_runtime(
     model: &embedded::EmbeddedModel,
     rows: Vec<f32>,
 ) -> Result<Vec<Prediction>, InferenceError> {
-    if rows.len() / FEATURE_NAMES.len() < INLINE_ROWS {
-        return model.predict_rows(&rows).map_err(InferenceError::from);
-    }
     let model = model.clone();
+    if rows.len() / FEATURE_NAMES.len() < INLINE_ROWS {
+        let mut predictions = model.score_rows(&rows)?;
+        if predictions.iter().all(|p| p.label != Label::Positive) {
+            return Ok(predictions);
+        }
+        return tokio::task::spawn_blocking(move || {
+            model
+                .explain_positives(&rows, &mut predictions)
+                .map(|()| predictions)
+        })
+        .await
+        .map_err(|e| InferenceError::Thread(e.to_string()))?
+        .map_err(InferenceError::from);
+    }
     tokio::task::spawn_blocking(move || model.predict_rows(&rows))
         .await
         .map_err(|e| InferenceError::Thread(e.to_string()))?

@@ -11,7 +11,9 @@
 //! - `text`: the original deployment's contract, kept for users of an
 //!   existing endpoint: one raw telemetry line per call as
 //!   `application/x-text`, answered with `{"probabilities":[…]}` in the
-//!   label order given by `FLEETWATCH_SAGEMAKER_LABELS`.
+//!   label order given by `FLEETWATCH_SAGEMAKER_LABELS`. That endpoint is
+//!   not ours: unless `FLEETWATCH_SAGEMAKER_THRESHOLD` is set, its own
+//!   decision (the most probable label) is the label ([`Decision`]).
 //!
 //! Batches are split by row count and by payload bytes (real-time endpoints
 //! refuse requests over 6 MB); several requests are in flight at once and
@@ -32,7 +34,40 @@ use super::{InferenceError, Label, Prediction};
 use crate::failure::{Classify, FailureClass, classify_sdk};
 
 /// One score per row; `None` for a row the endpoint refused.
-pub type Scores = Vec<Option<f64>>;
+pub type Scores = Vec<Option<Score>>;
+
+/// One row's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Probability of POSITIVE, in [0, 1]: what is stored as the score.
+    pub probability: f64,
+    /// In `text` mode, whether POSITIVE is the endpoint's most probable
+    /// label: its own decision, kept when no threshold is set. `None` for
+    /// answers that carry one probability only (CSV, JSON).
+    pub endpoint_says_positive: Option<bool>,
+}
+
+/// How a score becomes a label.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// POSITIVE at or above this probability (`FLEETWATCH_SAGEMAKER_THRESHOLD`,
+    /// or the model's threshold for an endpoint serving our model).
+    Threshold(f64),
+    /// The endpoint's own decision: its most probable label in `text` mode,
+    /// a probability of at least 0.5 for answers of one probability.
+    EndpointLabel,
+}
+
+impl Decision {
+    fn label(self, score: Score) -> Label {
+        match (self, score.endpoint_says_positive) {
+            (Decision::Threshold(t), _) => Label::from_score(score.probability, t),
+            (Decision::EndpointLabel, Some(true)) => Label::Positive,
+            (Decision::EndpointLabel, Some(false)) => Label::Negative,
+            (Decision::EndpointLabel, None) => Label::from_score(score.probability, 0.5),
+        }
+    }
+}
 
 /// Calls spent splitting one refused request to find its rows at fault
 /// (a single bad row among 500 takes about 18).
@@ -64,7 +99,8 @@ pub struct SageMakerPredictor {
     client: aws_sdk_sagemakerruntime::Client,
     endpoint: String,
     format: RequestFormat,
-    threshold: f64,
+    /// How answers become labels.
+    decision: Decision,
     model_id: String,
 }
 
@@ -73,14 +109,14 @@ impl SageMakerPredictor {
         client: aws_sdk_sagemakerruntime::Client,
         endpoint: String,
         format: RequestFormat,
-        threshold: f64,
+        decision: Decision,
     ) -> Self {
         let model_id = format!("sagemaker:{endpoint}");
         SageMakerPredictor {
             client,
             endpoint,
             format,
-            threshold,
+            decision,
             model_id,
         }
     }
@@ -89,8 +125,9 @@ impl SageMakerPredictor {
         &self.endpoint
     }
 
-    pub fn threshold(&self) -> f64 {
-        self.threshold
+    /// How answers become labels.
+    pub fn decision(&self) -> Decision {
+        self.decision
     }
 
     /// Whether predictions need the raw input lines (`text` mode).
@@ -130,7 +167,7 @@ impl SageMakerPredictor {
         // Owned items: a closure over borrowed items here trips rustc's
         // higher-ranked `Send` check (rust-lang/rust#102211).
         let lines: Vec<String> = raw.to_vec();
-        let answers: Vec<Option<f64>> = stream::iter(lines.into_iter().map(|line| async move {
+        let answers: Scores = stream::iter(lines.into_iter().map(|line| async move {
             match self.invoke(line, 1, "application/x-text", answer).await {
                 Ok(scores) => Ok(scores.first().copied()),
                 Err(e) if e.class() == FailureClass::Permanent => {
@@ -147,14 +184,15 @@ impl SageMakerPredictor {
     }
 
     /// The predictions for scores, `None` kept for refused rows.
-    pub fn predictions(&self, scores: &[Option<f64>]) -> Vec<Option<Prediction>> {
+    pub fn predictions(&self, scores: &[Option<Score>]) -> Vec<Option<Prediction>> {
         scores
             .iter()
             .map(|score| {
                 score.map(|score| Prediction {
-                    label: Label::from_score(score, self.threshold),
-                    score,
+                    label: self.decision.label(score),
+                    score: score.probability,
                     model: self.model_id.clone(),
+                    explanation: Vec::new(),
                 })
             })
             .collect()
@@ -251,7 +289,7 @@ impl SageMakerPredictor {
         rows: usize,
         content_type: &'static str,
         answer: Answer,
-    ) -> Result<Vec<f64>, InferenceError> {
+    ) -> Result<Vec<Score>, InferenceError> {
         let accept = if content_type == "text/csv" {
             "text/csv"
         } else {
@@ -278,7 +316,15 @@ impl SageMakerPredictor {
         let bytes = output.body().map(|b| b.as_ref()).unwrap_or_default();
         let text = std::str::from_utf8(bytes).map_err(|_| bad("the body is not UTF-8".into()))?;
         let scores = match answer {
-            Answer::Scores => parse_scores(text),
+            Answer::Scores => parse_scores(text).map(|scores| {
+                scores
+                    .into_iter()
+                    .map(|probability| Score {
+                        probability,
+                        endpoint_says_positive: None,
+                    })
+                    .collect()
+            }),
             Answer::Probabilities { positive } => parse_probabilities(text, positive),
         }
         .map_err(bad)?;
@@ -405,9 +451,10 @@ pub fn parse_scores(text: &str) -> Result<Vec<f64>, String> {
     check_probabilities(scores)
 }
 
-/// Reads the original endpoint's `{"probabilities":[…]}` (or a bare list)
-/// and returns the probability at `positive`.
-pub fn parse_probabilities(text: &str, positive: usize) -> Result<Vec<f64>, String> {
+/// Reads the original endpoint's `{"probabilities":[…]}` (or a bare list):
+/// the probability at `positive`, and whether it is the largest (a tie goes
+/// to POSITIVE).
+pub fn parse_probabilities(text: &str, positive: usize) -> Result<Vec<Score>, String> {
     let value: serde_json::Value =
         serde_json::from_str(text.trim()).map_err(|e| format!("invalid JSON: {e}"))?;
     let list = value
@@ -420,11 +467,18 @@ pub fn parse_probabilities(text: &str, positive: usize) -> Result<Vec<f64>, Stri
         Some(inner) if list.len() == 1 => inner,
         _ => list,
     };
-    let p = list
+    let all: Vec<f64> = list
+        .iter()
+        .map(|p| p.as_f64().ok_or("a probability that is not a number"))
+        .collect::<Result<_, _>>()?;
+    let p = *all
         .get(positive)
-        .and_then(|p| p.as_f64())
-        .ok_or_else(|| format!("no probability at position {positive} of {}", list.len()))?;
-    check_probabilities(vec![p])
+        .ok_or_else(|| format!("no probability at position {positive} of {}", all.len()))?;
+    check_probabilities(all.clone())?;
+    Ok(vec![Score {
+        probability: p,
+        endpoint_says_positive: Some(all.iter().all(|other| *other <= p)),
+    }])
 }
 
 fn check_probabilities(scores: Vec<f64>) -> Result<Vec<f64>, String> {
@@ -455,19 +509,65 @@ mod tests {
         assert!(parse_scores(r#"{"probabilities":[0.1]}"#).is_err());
     }
 
+    fn probability(text: &str, positive: usize) -> f64 {
+        parse_probabilities(text, positive).unwrap()[0].probability
+    }
+
     #[test]
     fn probabilities_of_the_original_contract() {
-        assert_eq!(
-            parse_probabilities(r#"{"probabilities":[0.2,0.8]}"#, 1).unwrap(),
-            [0.8]
-        );
-        assert_eq!(
-            parse_probabilities(r#"{"probabilities":[0.2,0.8]}"#, 0).unwrap(),
-            [0.2]
-        );
-        assert_eq!(parse_probabilities(r#"[[0.3,0.7]]"#, 1).unwrap(), [0.7]);
+        assert_eq!(probability(r#"{"probabilities":[0.2,0.8]}"#, 1), 0.8);
+        assert_eq!(probability(r#"{"probabilities":[0.2,0.8]}"#, 0), 0.2);
+        assert_eq!(probability(r#"[[0.3,0.7]]"#, 1), 0.7);
         assert!(parse_probabilities(r#"{"probabilities":[0.2]}"#, 1).is_err());
         assert!(parse_probabilities("nope", 1).is_err());
+    }
+
+    /// The endpoint's own decision is its most probable label: 0.9 for
+    /// POSITIVE is POSITIVE, whatever our model's threshold; three labels
+    /// where POSITIVE leads with 0.4 are POSITIVE too. A threshold, when
+    /// set, overrides it.
+    #[test]
+    fn an_endpoint_that_is_not_ours_keeps_its_own_labels() {
+        let label = |text: &str, positive: usize, decision: Decision| {
+            decision.label(parse_probabilities(text, positive).unwrap()[0])
+        };
+        let own = Decision::EndpointLabel;
+        assert_eq!(
+            label(r#"{"probabilities":[0.1,0.9]}"#, 1, own),
+            Label::Positive
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.9,0.1]}"#, 1, own),
+            Label::Negative
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.9,0.1]}"#, 0, own),
+            Label::Positive
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.3,0.4,0.3]}"#, 1, own),
+            Label::Positive
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.35,0.3,0.35]}"#, 1, own),
+            Label::Negative
+        );
+        let set = Decision::Threshold(0.94);
+        assert_eq!(
+            label(r#"{"probabilities":[0.1,0.9]}"#, 1, set),
+            Label::Negative
+        );
+        assert_eq!(
+            label(r#"{"probabilities":[0.05,0.95]}"#, 1, set),
+            Label::Positive
+        );
+        // One probability (CSV, JSON): the endpoint's cut is 0.5.
+        let one = |p| Score {
+            probability: p,
+            endpoint_says_positive: None,
+        };
+        assert_eq!(own.label(one(0.6)), Label::Positive);
+        assert_eq!(own.label(one(0.4)), Label::Negative);
     }
 
     fn rows(n: usize) -> Vec<Vec<f32>> {

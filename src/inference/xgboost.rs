@@ -15,14 +15,20 @@
 //!   XGBoost does; the probability is `1 / (1 + exp(-margin))`.
 //!
 //! A model is only accepted together with its metadata file
-//! (`models/<name>.meta.json`) and the feature names the worker computes: a
+//! (`model-artifacts/<name>.meta.json`) and the feature names the worker computes: a
 //! mismatch in feature count, names, objective or base score is refused at
 //! load with a typed error, never discovered as silent nonsense at run time.
 //! Only numerical splits of a single-output `gbtree` are supported.
+//!
+//! With the nodes' training cover (`sum_hessian`, in every file xgboost
+//! writes), the model also explains a row: exact TreeSHAP contributions,
+//! as xgboost's `pred_contribs` ([`super::treeshap`]).
 
 use std::path::Path;
 
 use serde::Deserialize;
+
+use super::treeshap::{ShapForest, TreeArrays};
 
 #[derive(Debug, thiserror::Error)]
 pub enum XgbError {
@@ -48,7 +54,7 @@ pub enum XgbError {
     FeatureCount { expected: usize, got: usize },
 }
 
-/// The model's metadata file, written by `model/train.py`.
+/// The model's metadata file, written by `model-training/train.py`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ModelMeta {
     pub model_id: String,
@@ -97,6 +103,9 @@ struct JsonTree {
     default_left: Vec<IntOrBool>,
     #[serde(default)]
     split_type: Vec<i64>,
+    /// The training cover of each node, for TreeSHAP.
+    #[serde(default)]
+    sum_hessian: Vec<f32>,
 }
 
 /// `default_left` is `0/1` in current files; accept booleans too.
@@ -156,6 +165,9 @@ pub struct XgbModel {
     n_features: usize,
     base_margin: f32,
     meta: ModelMeta,
+    /// The trees with their covers, for explanations; `None` when the file
+    /// has no `sum_hessian`.
+    shap: Option<ShapForest>,
 }
 
 /// Parses XGBoost's `base_score`: `"5E-1"`, or `"[5E-1]"` (a vector since
@@ -379,6 +391,28 @@ impl XgbModel {
             }
             depths.push(depth.into_iter().max().unwrap_or(0));
         }
+        let default_left: Vec<Vec<bool>> = trees
+            .iter()
+            .map(|t| t.default_left.iter().map(IntOrBool::is_true).collect())
+            .collect();
+        let shap = trees
+            .iter()
+            .all(|t| t.sum_hessian.len() == t.left_children.len())
+            .then(|| {
+                let arrays: Vec<TreeArrays<'_>> = trees
+                    .iter()
+                    .zip(&default_left)
+                    .map(|(t, dl)| TreeArrays {
+                        left_children: &t.left_children,
+                        right_children: &t.right_children,
+                        split_indices: &t.split_indices,
+                        split_conditions: &t.split_conditions,
+                        default_left: dl,
+                        sum_hessian: &t.sum_hessian,
+                    })
+                    .collect();
+                ShapForest::new(&arrays, base_margin)
+            });
         Ok(XgbModel {
             nodes,
             roots,
@@ -386,6 +420,7 @@ impl XgbModel {
             n_features,
             base_margin,
             meta,
+            shap,
         })
     }
 
@@ -473,6 +508,23 @@ impl XgbModel {
         Ok(())
     }
 
+    /// Whether the model can explain rows (its file has the covers).
+    pub fn explains(&self) -> bool {
+        self.shap.is_some()
+    }
+
+    /// One row's exact TreeSHAP contributions in margin space (log-odds):
+    /// one per feature, then the bias; they sum to the row's margin.
+    pub fn contributions(&self, row: &[f32]) -> Result<Vec<f64>, XgbError> {
+        self.check(row, row.len())?;
+        let shap = self.shap.as_ref().ok_or_else(|| {
+            XgbError::Invalid("the model file has no sum_hessian: it cannot explain".into())
+        })?;
+        let mut phi = vec![0.0; self.n_features + 1];
+        shap.contributions(row, &mut phi);
+        Ok(phi)
+    }
+
     /// Margins instead of probabilities (for tests and diagnostics).
     pub fn margin_batch(
         &self,
@@ -491,8 +543,14 @@ mod tests {
     use super::*;
     use crate::inference::features::FEATURE_NAMES;
 
-    const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.json");
-    const META: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fleetwatch.meta.json");
+    const MODEL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/model-artifacts/fleetwatch.json"
+    );
+    const META: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/model-artifacts/fleetwatch.meta.json"
+    );
 
     fn committed() -> XgbModel {
         XgbModel::load(Path::new(MODEL), Path::new(META), FEATURE_NAMES).unwrap()
@@ -532,11 +590,43 @@ mod tests {
         }
     }
 
+    /// The explanations are xgboost's own: on every parity row (missing
+    /// values included) each TreeSHAP contribution and the bias match
+    /// `pred_contribs` of the pinned xgboost within 1e-5, and they sum to
+    /// the margin.
+    #[test]
+    fn committed_model_contributions_match_xgboost_pred_contribs() {
+        let m = committed();
+        assert!(m.explains());
+        let p = crate::inference::parity::fixture();
+        let rows = crate::inference::parity::rows(&p["rows"]);
+        let want = p["contributions"].as_array().unwrap();
+        assert_eq!(want.len(), rows.len() / FEATURE_NAMES.len());
+        let mut margins = Vec::new();
+        m.margin_batch(&rows, FEATURE_NAMES.len(), &mut margins)
+            .unwrap();
+        for (i, (row, want)) in rows.chunks(FEATURE_NAMES.len()).zip(want).enumerate() {
+            let got = m.contributions(row).unwrap();
+            let want = want.as_array().unwrap();
+            assert_eq!(got.len(), want.len());
+            for (j, (g, w)) in got.iter().zip(want).enumerate() {
+                let w = w.as_f64().unwrap();
+                assert!((g - w).abs() <= 1e-5, "row {i} feature {j}: {g} vs {w}");
+            }
+            let sum: f64 = got.iter().sum();
+            assert!((sum - f64::from(margins[i])).abs() <= 1e-4, "row {i}");
+        }
+        assert!(matches!(
+            m.contributions(&rows[..3]),
+            Err(XgbError::FeatureCount { .. })
+        ));
+    }
+
     #[test]
     fn meta_path_sits_beside_the_model() {
         assert_eq!(
-            XgbModel::meta_path_for(Path::new("models/fleetwatch.json")),
-            Path::new("models/fleetwatch.meta.json")
+            XgbModel::meta_path_for(Path::new("model-artifacts/fleetwatch.json")),
+            Path::new("model-artifacts/fleetwatch.meta.json")
         );
         assert_eq!(XgbModel::meta_path_for(Path::new(MODEL)), Path::new(META));
     }

@@ -114,6 +114,14 @@ fn parse_snooze(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `fleetwatch alarms`: the command on the environment's AWS account,
+/// printing to stdout.
+pub async fn command(settings: &AlarmsSettings) -> Result<(), AlarmsError> {
+    let clients = crate::aws::Clients::new(&crate::aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    run(&clients.dynamodb, settings, &mut stdout).await
+}
+
 /// Runs the command, printing to `out`.
 pub async fn run(
     dynamodb: &aws_sdk_dynamodb::Client,

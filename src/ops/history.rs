@@ -53,6 +53,13 @@ impl Range {
     }
 }
 
+/// `fleetwatch history`: the AWS environment's clients, printing to stdout.
+pub async fn command(settings: &HistorySettings) -> Result<(), HistoryError> {
+    let clients = crate::aws::Clients::new(&crate::aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    run(&clients.dynamodb, settings, &mut stdout).await
+}
+
 /// Runs the command, printing to `out`.
 pub async fn run(
     dynamodb: &aws_sdk_dynamodb::Client,
@@ -64,7 +71,7 @@ pub async fn run(
     let mut readings = output::query(
         dynamodb,
         &KeyRange {
-            table: &settings.table,
+            table: &settings.table.name,
             partition: &settings.device,
             from: range.from.map(Timestamp::to_rfc3339_millis),
             to: range.to.map(Timestamp::to_rfc3339_millis),

@@ -6,6 +6,7 @@
 
 pub mod alarms;
 pub mod dlq;
+pub mod dlq_command;
 pub mod history;
 pub mod output;
 pub mod process;

@@ -182,6 +182,16 @@ pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Writes command output to stdout; a closed pipe (`| head`) is not an error.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Alert, ClaimOwner};
 use crate::aws;
-use crate::config::{self, ProcessSettings};
+use crate::config::ProcessSettings;
 use crate::dependencies::DependencyHealth;
 use crate::liveness::Liveness;
 use crate::notification::ObjectRef;
@@ -41,8 +41,6 @@ const ALERTS_LISTED: usize = 20;
 /// Why `fleetwatch process` stopped short.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessCommandError {
-    #[error("{0}")]
-    Settings(String),
     #[error(
         "nothing to process: give an s3://bucket/prefix or local files (e.g. `fleetwatch process ./data/*.jsonl.gz`)"
     )]
@@ -149,10 +147,6 @@ impl Totals {
 
 /// Runs `fleetwatch process`.
 pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
-    settings
-        .pipeline
-        .validate()
-        .map_err(ProcessCommandError::Settings)?;
     let started = Instant::now();
     let cpu_at_start = cpu_seconds();
     let input = Input::parse(&settings.inputs)?;
@@ -161,16 +155,10 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
         offline_clients()
     } else {
         let sdk = aws::load().await;
-        let t = &settings.pipeline.timeouts;
-        let timeouts = aws::Timeouts {
-            connect: t.aws_connect,
-            call: t.aws_call,
-            sagemaker: t.sagemaker,
-        };
         aws::Clients::with_timeouts(
             &sdk,
-            config::s3_path_style(settings.pipeline.s3_path_style),
-            &timeouts,
+            settings.pipeline.s3.path_style(),
+            &settings.pipeline.timeouts.aws(),
         )
     };
     let mut targets = match &input {
@@ -179,7 +167,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
     };
     let listed = targets.len();
     if !settings.dry_run && !targets.is_empty() {
-        check_table(&clients.dynamodb, &settings.pipeline.table).await?;
+        check_table(&clients.dynamodb, &settings.pipeline.table.name).await?;
     }
 
     let finished_before = match (&settings.checkpoint, settings.resume) {
@@ -195,12 +183,12 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
 
     let mode = if settings.dry_run {
         Mode::DryRun {
-            alert_cooldown: settings.pipeline.alert_cooldown,
+            alert_cooldown: settings.pipeline.alerts.alert_cooldown,
         }
     } else {
         Mode::Live
     };
-    let sends_alerts = !settings.no_alerts && settings.pipeline.alert_topic_arn.is_some();
+    let sends_alerts = !settings.no_alerts && settings.pipeline.alerts.alert_topic_arn.is_some();
     let pipeline = Arc::new(crate::app::pipeline(
         &settings.pipeline,
         &clients,
@@ -222,7 +210,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
     let health = Arc::new(DependencyHealth::default());
     let (tx, mut rx) = mpsc::channel::<Finished>(64);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..settings.pipeline.concurrency.min(total.max(1)) {
+    for _ in 0..settings.pipeline.processing.concurrency.min(total.max(1)) {
         tasks.spawn(object_task(
             Arc::clone(&pipeline),
             Arc::clone(&queue),

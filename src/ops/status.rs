@@ -113,6 +113,13 @@ pub struct Status {
     pub recent_seconds: u64,
 }
 
+/// `fleetwatch status`: the AWS environment's clients, printing to stdout.
+pub async fn command(settings: &StatusSettings) -> Result<(), StatusError> {
+    let clients = crate::aws::Clients::new(&crate::aws::load().await, false);
+    let mut stdout = std::io::stdout().lock();
+    run(&clients.sqs, &clients.dynamodb, settings, &mut stdout).await
+}
+
 /// Runs the command, printing to `out`.
 pub async fn run(
     sqs: &aws_sdk_sqs::Client,
@@ -130,8 +137,8 @@ pub async fn gather(
     dynamodb: &aws_sdk_dynamodb::Client,
     settings: &StatusSettings,
 ) -> Result<Status, StatusError> {
-    let resource = format!("queue {} (FLEETWATCH_QUEUE_URL)", settings.queue_url);
-    let (queue, attributes) = counts(sqs, &settings.queue_url, &resource).await?;
+    let resource = format!("queue {} (FLEETWATCH_QUEUE_URL)", settings.queue.url);
+    let (queue, attributes) = counts(sqs, &settings.queue.url, &resource).await?;
     let policy = attributes
         .get(&QueueAttributeName::RedrivePolicy)
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
@@ -146,7 +153,7 @@ pub async fn gather(
     let records = output::query(
         dynamodb,
         &KeyRange {
-            table: &settings.table,
+            table: &settings.table.name,
             partition: PARTITION,
             from: None,
             to: None,

@@ -57,6 +57,7 @@
 //! seed, `i` and the time settings, not on the fleet size (except for the
 //! zero-padding width of device ids beyond 9999 vehicles).
 
+pub mod command;
 pub mod format;
 pub mod rng;
 pub mod upload;
@@ -70,12 +71,16 @@ use serde::{Deserialize, Serialize};
 use vehicle::{Sample, Vehicle};
 
 /// Output encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SimFormat {
+    /// The original fleet sentence format.
     Text,
+    /// JSON Lines.
     #[serde(rename = "jsonl")]
+    #[value(name = "jsonl")]
     JsonLines,
+    /// CSV with a header row.
     Csv,
 }
 

@@ -6,6 +6,7 @@
 //! duplicate and name checks, renames). Keeping them in one place is what
 //! makes the formats agree.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::number::{self, NumberError};
@@ -46,8 +47,9 @@ pub(crate) enum RawValue<'a> {
     /// Text/CSV/key:value: already trimmed and unquoted; a number if it
     /// parses as one, text otherwise.
     Text(&'a str),
-    /// A JSON string: text, except for known numeric fields.
-    JsonString(String),
+    /// A JSON string, unescaped (borrowed from the line when it has no
+    /// escapes): text, except for known numeric fields.
+    JsonString(Cow<'a, str>),
     /// A JSON number's exact text.
     JsonNumber(&'a str),
     JsonBool(bool),
@@ -60,11 +62,19 @@ pub(crate) enum RawValue<'a> {
 pub(crate) struct ReadingBuilder {
     device_id: Option<String>,
     timestamp: Option<Timestamp>,
-    /// Every name seen so far (after renaming), present or absent, so that
-    /// a repeat is caught even when the first occurrence was empty/null.
-    seen: HashSet<String>,
+    /// The names seen so far (after renaming) that are not in `fields`:
+    /// the keys and absent values, so that a repeat is caught even when
+    /// the first occurrence was empty/null.
+    others: Vec<String>,
+    /// Every name seen so far, once a line has more than
+    /// [`LINEAR_NAMES`] of them (a lookup in the few names of a usual
+    /// line is faster without it).
+    seen: Option<HashSet<String>>,
     fields: Vec<(String, Value)>,
 }
+
+/// Names of one line checked for repeats by a linear search, not a set.
+const LINEAR_NAMES: usize = 32;
 
 impl ReadingBuilder {
     pub(crate) fn new() -> Self {
@@ -78,11 +88,15 @@ impl ReadingBuilder {
         check_name(name)?;
         let name = crate::storage::input_attribute_name(name);
         let name = name.as_ref();
-        if !self.seen.insert(name.to_string()) {
+        if !self.first_time(name) {
             return Err(Rejection::new(
                 RejectReason::DuplicateField,
                 format!("field {} appears more than once", shown(name)),
             ));
+        }
+        let present = value.is_some() && name != DEVICE_ID && name != TIMESTAMP;
+        if !present {
+            self.others.push(name.to_owned());
         }
         let Some(value) = value else {
             return Ok(());
@@ -92,10 +106,36 @@ impl ReadingBuilder {
             TIMESTAMP => self.timestamp = Some(timestamp(value)?),
             _ => {
                 let value = field_value(name, value)?;
-                self.fields.push((name.to_string(), value));
+                self.fields.push((name.to_owned(), value));
             }
         }
         Ok(())
+    }
+
+    /// Whether `name` is new to this line (it is then remembered).
+    fn first_time(&mut self, name: &str) -> bool {
+        if let Some(seen) = &mut self.seen {
+            return seen.insert(name.to_owned());
+        }
+        let mut names = self
+            .fields
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(self.others.iter().map(String::as_str));
+        if names.any(|n| n == name) {
+            return false;
+        }
+        if self.fields.len() + self.others.len() >= LINEAR_NAMES {
+            let mut seen: HashSet<String> = self
+                .fields
+                .iter()
+                .map(|(n, _)| n.clone())
+                .chain(self.others.iter().cloned())
+                .collect();
+            seen.insert(name.to_owned());
+            self.seen = Some(seen);
+        }
+        true
     }
 
     pub(crate) fn finish(self) -> Result<Reading, Rejection> {
@@ -138,7 +178,7 @@ fn check_name(name: &str) -> Result<(), Rejection> {
 fn device_id(value: RawValue<'_>) -> Result<String, Rejection> {
     let text = match value {
         RawValue::Text(text) => text.to_string(),
-        RawValue::JsonString(text) => text,
+        RawValue::JsonString(text) => text.into_owned(),
         other => {
             return Err(Rejection::new(
                 RejectReason::InvalidDeviceId,
@@ -171,7 +211,7 @@ fn device_id(value: RawValue<'_>) -> Result<String, Rejection> {
 fn timestamp(value: RawValue<'_>) -> Result<Timestamp, Rejection> {
     let text = match &value {
         RawValue::Text(text) | RawValue::JsonNumber(text) => *text,
-        RawValue::JsonString(text) => text.as_str(),
+        RawValue::JsonString(text) => text.as_ref(),
         other => {
             return Err(Rejection::new(
                 RejectReason::InvalidTimestamp,
@@ -208,7 +248,7 @@ fn field_value(name: &str, value: RawValue<'_>) -> Result<Value, Rejection> {
         // JSON strings stay text unless the field must be a number: only
         // then is "73" read as 73.
         RawValue::JsonString(text) if numeric => required_number(name, &text),
-        RawValue::JsonString(text) => Ok(Value::Text(text)),
+        RawValue::JsonString(text) => Ok(Value::Text(text.into_owned())),
         RawValue::JsonBool(_) | RawValue::JsonComposite(_) if numeric => Err(not_a_number(
             name,
             RejectReason::InvalidField,

@@ -7,6 +7,8 @@
 //! `serde_json` and then its top-level members are walked here by hand;
 //! `serde_json` still decodes every string so escapes are handled properly.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 
 use super::fields::{RawValue, ReadingBuilder};
@@ -37,7 +39,7 @@ pub(crate) fn parse(line: &str) -> Result<Reading, Rejection> {
         loop {
             walker.skip_whitespace();
             let key_text = walker.string().ok_or_else(unexpected)?;
-            let key: String = serde_json::from_str(key_text).map_err(|error| {
+            let key = unescape(key_text).map_err(|error| {
                 Rejection::new(RejectReason::Malformed, format!("bad field name: {error}"))
             })?;
             walker.skip_whitespace();
@@ -58,6 +60,15 @@ pub(crate) fn parse(line: &str) -> Result<Reading, Rejection> {
         }
     }
     builder.finish()
+}
+
+/// The text of a validated JSON string token (quotes included): the slice
+/// between the quotes when it has no escape, else `serde_json`'s decoding.
+fn unescape(token: &str) -> Result<Cow<'_, str>, serde_json::Error> {
+    match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(token).map(Cow::Owned),
+    }
 }
 
 /// Only reachable if validation and the walk disagree; a rejection rather
@@ -147,7 +158,7 @@ impl<'a> Walker<'a> {
         match self.peek().ok_or_else(unexpected)? {
             b'"' => {
                 let token = self.string().ok_or_else(unexpected)?;
-                let text: String = serde_json::from_str(token).map_err(|error| {
+                let text = unescape(token).map_err(|error| {
                     Rejection::new(RejectReason::Malformed, format!("bad string: {error}"))
                 })?;
                 Ok(Some(RawValue::JsonString(text)))

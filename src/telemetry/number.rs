@@ -114,6 +114,53 @@ impl Scanned<'_> {
     }
 }
 
+impl Scanned<'_> {
+    /// What [`Scanned::significant`] says, without building the digits:
+    /// how many significant digits there are, and the exponent of the first.
+    pub fn significant_len(&self) -> Option<(usize, i64)> {
+        let digits = || self.int.bytes().chain(self.frac.bytes());
+        let leading_zeros = digits().take_while(|&b| b == b'0').count();
+        let total = self.int.len() + self.frac.len();
+        if leading_zeros == total {
+            return None;
+        }
+        let trailing_zeros = digits().rev().take_while(|&b| b == b'0').count();
+        let int_len = i64::try_from(self.int.len()).unwrap_or(i64::MAX);
+        let zeros = i64::try_from(leading_zeros).unwrap_or(i64::MAX);
+        let leading_exponent = int_len
+            .saturating_sub(1)
+            .saturating_sub(zeros)
+            .saturating_add(self.exp);
+        Some((total - leading_zeros - trailing_zeros, leading_exponent))
+    }
+}
+
+/// Whether DynamoDB can store `text` as an N value: what
+/// [`parse_number_detailed`] checks, without building the number.
+pub(crate) fn check_storable(text: &str) -> Result<(), NumberError> {
+    let Some(scanned) = scan(text) else {
+        return Err(if is_non_finite_word(text) {
+            NumberError::NonFinite
+        } else {
+            NumberError::NotANumber
+        });
+    };
+    check_range(&scanned)
+}
+
+/// DynamoDB's precision and magnitude limits.
+fn check_range(scanned: &Scanned<'_>) -> Result<(), NumberError> {
+    if let Some((digits, leading_exponent)) = scanned.significant_len() {
+        if digits > MAX_SIGNIFICANT_DIGITS {
+            return Err(NumberError::TooPrecise);
+        }
+        if !(MIN_LEADING_EXPONENT..=MAX_LEADING_EXPONENT).contains(&leading_exponent) {
+            return Err(NumberError::OutOfRange);
+        }
+    }
+    Ok(())
+}
+
 /// Splits trimmed text into the parts of a decimal number, or `None` if it
 /// does not match the grammar.
 pub(crate) fn scan(text: &str) -> Option<Scanned<'_>> {
@@ -189,14 +236,7 @@ pub(crate) fn parse_number_detailed(text: &str) -> Result<Number, NumberError> {
             NumberError::NotANumber
         });
     };
-    if let Some((significant, leading_exponent)) = scanned.significant() {
-        if significant.len() > MAX_SIGNIFICANT_DIGITS {
-            return Err(NumberError::TooPrecise);
-        }
-        if !(MIN_LEADING_EXPONENT..=MAX_LEADING_EXPONENT).contains(&leading_exponent) {
-            return Err(NumberError::OutOfRange);
-        }
-    }
+    check_range(&scanned)?;
     let canonical = canonical_text(&scanned);
     // The grammar and range checks above guarantee Rust's float parser
     // accepts the canonical text and yields a finite value; falling back to

@@ -102,12 +102,30 @@ pub fn format_rfc3339_millis(timestamp: Timestamp) -> String {
     let minute = in_day / 60_000 % 60;
     let second = in_day / 1000 % 60;
     let milli = in_day % 1000;
-    let year_text = if (0..=9999).contains(&year) {
-        format!("{year:04}")
-    } else {
-        format!("{year:+05}")
-    };
-    format!("{year_text}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{year:+05}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z"
+        );
+    }
+    // Digit by digit: this runs for every item stored, and `format!` costs
+    // several times as much.
+    let mut out = String::with_capacity(24);
+    for (value, width, then) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (hour, 2, ':'),
+        (minute, 2, ':'),
+        (second, 2, '.'),
+        (milli, 3, 'Z'),
+    ] {
+        for place in (0..width).rev() {
+            let digit = (value / 10i64.pow(place)).rem_euclid(10) as u8;
+            out.push(char::from(b'0' + digit));
+        }
+        out.push(then);
+    }
+    out
 }
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).

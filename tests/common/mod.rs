@@ -22,9 +22,10 @@ use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use fleetwatch::app::WorkerBuild;
 use fleetwatch::aws::Clients;
-use fleetwatch::bootstrap::{self, Resources};
-use fleetwatch::config::BootstrapSettings;
+use fleetwatch::bootstrap::{self, Plan, Resources};
+use fleetwatch::config::{self, WorkerSettings};
 
 pub const REGION: &str = "us-east-1";
 
@@ -92,6 +93,23 @@ impl Drop for Moto {
     }
 }
 
+/// The test's own DynamoDB reads (full scans of what the worker stored):
+/// on a loaded 2-core machine one page from the emulator can take longer
+/// than the worker's 10 s per attempt, and the inspection is not what is
+/// under test, so it gets a minute and the SDK's retries.
+pub fn patient(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -99,18 +117,57 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-pub fn bootstrap_settings() -> BootstrapSettings {
-    BootstrapSettings {
+pub fn bootstrap_settings() -> Plan {
+    Plan {
         bucket: "fleet-telemetry".into(),
         queue_name: "fleet-telemetry".into(),
         table: "fleet-readings".into(),
         topic_name: "fleet-alerts".into(),
-        alarms: fleetwatch::alarms::AlarmTableSetting {
-            alarm_table: "fleet-alarms".into(),
-        },
+        alarm_table: "fleet-alarms".into(),
         max_receive_count: 5,
-        s3_path_style: Some(true),
     }
+}
+
+/// First redelivery delay of the tests' workers: the binary's 10 s would
+/// only make the tests that fail a message wait longer.
+pub const TEST_RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// `fleetwatch worker`'s settings exactly as the binary gets them (the real
+/// command-line definition, its defaults and its validation:
+/// [`config::try_parse_from`]), for `stack`'s
+/// queue, table (unless `args` gives `--table`) and alarm table, with
+/// `args` on top.
+/// `FLEETWATCH_*` variables of the test's environment apply as they would
+/// to the binary; the suite sets none.
+pub fn worker_settings(stack: &Stack, args: &[&str]) -> WorkerSettings {
+    let mut argv = vec![
+        "fleetwatch",
+        "worker",
+        "--queue-url",
+        stack.resources.queue_url.as_str(),
+    ];
+    if !args.contains(&"--table") {
+        argv.extend(["--table", stack.resources.table.as_str()]);
+    }
+    if !args.contains(&"--alarm-table") {
+        argv.extend(["--alarm-table", stack.resources.alarm_table.as_str()]);
+    }
+    argv.extend(args);
+    let cli = fleetwatch::config::try_parse_from(argv.iter().copied())
+        .unwrap_or_else(|e| panic!("{argv:?} was refused: {e}"));
+    let config::Command::Worker(settings) = cli.command else {
+        panic!("{argv:?} is not the worker")
+    };
+    *settings
+}
+
+/// The worker for `settings`, built by the binary's own builder
+/// ([`fleetwatch::app::worker`]) on `clients` (the stack's, or ones with a
+/// service behind a fault proxy), with [`TEST_RETRY_BASE`].
+pub fn build_worker(settings: &WorkerSettings, clients: &Clients) -> WorkerBuild {
+    let mut built = fleetwatch::app::worker(settings, clients).expect("the worker builds");
+    built.loop_settings.retry_base = TEST_RETRY_BASE;
+    built
 }
 
 /// The worker's resources plus a queue subscribed to the alert topic, so a
@@ -223,9 +280,7 @@ impl Stack {
         let mut out = HashMap::new();
         let mut start = None;
         loop {
-            let page = self
-                .clients
-                .dynamodb
+            let page = patient(&self.clients.dynamodb)
                 .scan()
                 .table_name(&self.resources.table)
                 .set_exclusive_start_key(start)

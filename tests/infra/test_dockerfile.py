@@ -52,7 +52,7 @@ def test_healthcheck_stopsignal_entrypoint(dockerfile):
 def test_model_and_binary_copied(dockerfile):
     copies = [a for k, a in final_stage(dockerfile) if k == "COPY"]
     assert any(a.endswith("/usr/local/bin/fleetwatch") and "--from=builder" in a for a in copies)
-    assert "models/ /usr/share/fleetwatch/models/" in copies
+    assert "model-artifacts/ /usr/share/fleetwatch/models/" in copies
 
 
 def test_oci_labels(dockerfile):
@@ -69,7 +69,7 @@ def test_dockerignore():
     lines = {l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in ("target/", ".git/"):
         assert entry in lines, entry
-    for needed in ("src", "models", "Cargo.toml", "Cargo.lock"):
+    for needed in ("src", "model-artifacts", "Cargo.toml", "Cargo.lock"):
         assert not any(l.rstrip("/") == needed for l in lines), f"{needed} must stay in the context"
 
 

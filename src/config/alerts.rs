@@ -1,0 +1,103 @@
+//! The alerts' settings: where they go, how often, on which rules, and
+//! which predictions raise one.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::values::parse_duration;
+use crate::alerts::rules::AlertRule;
+
+/// Alerts: topic, cooldown, safety rules and the maintenance score.
+#[derive(Debug, Clone, Args)]
+pub struct AlertSettings {
+    /// SNS topic ARN for alerts. When unset, no alerts are published.
+    #[arg(long, env = "FLEETWATCH_ALERT_TOPIC_ARN", value_parser = parse_topic_arn)]
+    pub alert_topic_arn: Option<String>,
+
+    /// At most one alert per device and rule per window of this length (event
+    /// time); also the de-duplication window of the alert ledger.
+    #[arg(long, env = "FLEETWATCH_ALERT_COOLDOWN", default_value = "15m", value_parser = parse_cooldown)]
+    pub alert_cooldown: Duration,
+
+    /// Comma-separated safety rules, each `field op number` with op one of
+    /// > >= < <= == !=; `none` for no safety rules.
+    #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
+    pub alert_rules: AlertRules,
+
+    /// A POSITIVE prediction scoring at least this raises a maintenance
+    /// alert: `model` (the model's own decision threshold), `off`, or a
+    /// probability from 0 to 1.
+    #[arg(long, env = "FLEETWATCH_MAINTENANCE_ALERT_SCORE", default_value = "model", value_parser = parse_maintenance_alert_score)]
+    pub maintenance_alert_score: MaintenanceAlertScore,
+}
+
+/// The parsed `FLEETWATCH_ALERT_RULES`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRules(pub Vec<AlertRule>);
+
+/// When a prediction raises a maintenance alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaintenanceAlertScore {
+    /// At the model's decision threshold.
+    ModelThreshold,
+    Off,
+    AtLeast(f64),
+}
+
+impl MaintenanceAlertScore {
+    /// The minimum score, given the model's threshold (`None`: no alerts).
+    pub fn resolve(self, model_threshold: Option<f64>) -> Option<f64> {
+        match self {
+            MaintenanceAlertScore::ModelThreshold => model_threshold,
+            MaintenanceAlertScore::Off => None,
+            MaintenanceAlertScore::AtLeast(score) => model_threshold.map(|_| score),
+        }
+    }
+}
+
+fn parse_topic_arn(s: &str) -> Result<String, String> {
+    if s.starts_with("arn:") && s.split(':').count() == 6 && s.contains(":sns:") {
+        Ok(s.to_owned())
+    } else {
+        Err("FLEETWATCH_ALERT_TOPIC_ARN: expected an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:fleetwatch-alerts".into())
+    }
+}
+
+fn parse_cooldown(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("FLEETWATCH_ALERT_COOLDOWN: {e}"))?;
+    if (Duration::from_secs(1)..=Duration::from_secs(7 * 24 * 3600)).contains(&d) {
+        Ok(d)
+    } else {
+        Err("FLEETWATCH_ALERT_COOLDOWN: expected a duration from 1s to 7 days (168h)".into())
+    }
+}
+
+/// `none` switches the safety rules off; an empty list is refused rather
+/// than silently meaning the same.
+fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
+    if s.trim() == "none" {
+        return Ok(AlertRules(Vec::new()));
+    }
+    if s.split(',').all(|p| p.trim().is_empty()) {
+        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100`, or `none`".into());
+    }
+    let mut rules = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let rule = AlertRule::from_str(part).map_err(|e| format!("FLEETWATCH_ALERT_RULES: {e}"))?;
+        rules.push(rule);
+    }
+    Ok(AlertRules(rules))
+}
+
+fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, String> {
+    match s.trim() {
+        "model" => Ok(MaintenanceAlertScore::ModelThreshold),
+        "off" => Ok(MaintenanceAlertScore::Off),
+        other => match other.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(MaintenanceAlertScore::AtLeast(v)),
+            _ => Err("FLEETWATCH_MAINTENANCE_ALERT_SCORE: expected `model`, `off` or a probability from 0 to 1".into()),
+        },
+    }
+}
