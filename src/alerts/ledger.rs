@@ -1,4 +1,5 @@
-//! The alert ledger: exactly-once alerts on top of at-least-once delivery,
+//! The alert ledger: one alert per window on top of at-least-once delivery
+//! (a rare duplicate only in the publish → confirm window described below),
 //! and the per-device, per-rule cooldown.
 //!
 //! # Design

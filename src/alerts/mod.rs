@@ -11,7 +11,8 @@
 //! - [`alert`]: what an alert is — its identity ([`AlertId`], computed only
 //!   by [`Cooldown::alert_id`]), the [`Condition`] broken, the
 //!   [`Breaches`] seen and their [`Source`];
-//! - [`ledger`]: the per-identity claim that makes publication exactly once;
+//! - [`ledger`]: the per-identity claim that makes publication once per
+//!   window (a duplicate is possible only in its publish → confirm window);
 //! - [`message`]: the subject, text, JSON and attributes of a message;
 //! - [`publisher`]: SNS `PublishBatch`;
 //! - [`sink`]: [`AlertSink::deliver`], claim → publish → confirm;

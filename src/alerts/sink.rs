@@ -1,7 +1,8 @@
 //! Delivering alerts: each alert's breaches recorded on its alarm (which
 //! decides whether it is notified: only an ACTIVE alarm's are), then, for
-//! those, exactly once: the ledger's claim, SNS, the ledger's confirmation
-//! (see [`super::ledger`] for the protocol and its crash windows).
+//! those, once per window: the ledger's claim, SNS, the ledger's
+//! confirmation (see [`super::ledger`] for the protocol and the crash window
+//! in which a duplicate is possible).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -19,7 +20,8 @@ use crate::alarms::{Alarm, AlarmError, AlarmStore, State, Transition};
 /// yields many alerts, few enough not to flood the table.
 const CLAIMS_IN_FLIGHT: usize = 16;
 
-/// Where alerts go: the topic, and the ledger that makes them exactly once.
+/// Where alerts go: the topic, the ledger that makes them once per window,
+/// and the alarms that decide whether they are notified.
 #[derive(Debug, Clone)]
 pub struct AlertSink {
     /// Sends the alerts to SNS.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::alarms::store::now_millis;
-use crate::alarms::{Action, Alarm, AlarmError, AlarmStore, AlarmTableSetting, HistoryEntry};
-use crate::config::{OutputFormat, parse_duration};
+use crate::alarms::{Action, Alarm, AlarmError, AlarmStore, HistoryEntry};
+use crate::config::{AlarmTableSetting, OutputFormat, parse_duration};
 use crate::ops::output;
 use crate::telemetry::Timestamp;
 
