@@ -16,7 +16,6 @@ use aws_sdk_sqs::types::QueueAttributeName;
 pub struct QueueInfo {
     /// `maxReceiveCount` of the redrive policy, when there is one.
     pub max_receive_count: Option<u32>,
-    pub visibility_timeout_seconds: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +101,6 @@ pub async fn check(
         .get_queue_attributes()
         .queue_url(queue_url)
         .attribute_names(QueueAttributeName::RedrivePolicy)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
         .map_err(|e| classify("sqs:GetQueueAttributes", queue_url, &e))?
@@ -117,12 +115,19 @@ pub async fn check(
             _ => None,
         })
         .map(|n| n as u32);
-    let visibility_timeout_seconds = attributes
-        .get(&QueueAttributeName::VisibilityTimeout)
-        .and_then(|v| v.parse().ok());
+    probe_table(dynamodb, table)
+        .await
+        .map_err(|e| classify("dynamodb:Query", table, &e))?;
 
-    // A query for a key that never exists: proves the table is there and
-    // readable by this role without touching any data.
+    Ok(QueueInfo { max_receive_count })
+}
+
+/// A query for a key that never exists: proves the table is there and
+/// readable by this role without touching any data.
+pub async fn probe_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError>> {
     dynamodb
         .query()
         .table_name(table)
@@ -134,12 +139,7 @@ pub async fn check(
         .limit(1)
         .send()
         .await
-        .map_err(|e| classify("dynamodb:Query", table, &e))?;
-
-    Ok(QueueInfo {
-        max_receive_count,
-        visibility_timeout_seconds,
-    })
+        .map(|_| ())
 }
 
 /// Checks that the alarm table (`FLEETWATCH_ALARM_TABLE`) is there and
@@ -149,24 +149,13 @@ pub async fn check_alarm_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<(), PreflightError> {
-    dynamodb
-        .query()
-        .table_name(table)
-        .key_condition_expression("device_id = :probe")
-        .expression_attribute_values(
-            ":probe",
-            aws_sdk_dynamodb::types::AttributeValue::S("alert#fleetwatch-preflight".into()),
+    probe_table(dynamodb, table).await.map_err(|e| {
+        classify(
+            "dynamodb:Query",
+            &format!("{table} (FLEETWATCH_ALARM_TABLE)"),
+            &e,
         )
-        .limit(1)
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                "dynamodb:Query",
-                &format!("{table} (FLEETWATCH_ALARM_TABLE)"),
-                &e,
-            )
-        })?;
+    })?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::parse_duration;
+use super::values::parse_duration_in;
 
 /// The alarm table's name, shared by every command that touches it.
 #[derive(Debug, Clone, Args)]
@@ -36,18 +36,11 @@ pub struct AlarmSettings {
 }
 
 fn parse_alarm_table(s: &str) -> Result<String, String> {
-    let ok = (3..=255).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err("FLEETWATCH_ALARM_TABLE: expected a DynamoDB table name, 3-255 characters of A-Z a-z 0-9 _ . -".into())
-    }
+    super::values::parse_table_name_of(s, "FLEETWATCH_ALARM_TABLE")
 }
 
 fn parse_auto_close(s: &str) -> Result<Duration, String> {
-    in_range(
+    parse_duration_in(
         s,
         "FLEETWATCH_ALARM_AUTO_CLOSE",
         Duration::from_secs(1),
@@ -57,26 +50,11 @@ fn parse_auto_close(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_sweep_interval(s: &str) -> Result<Duration, String> {
-    in_range(
+    parse_duration_in(
         s,
         "FLEETWATCH_ALARM_SWEEP_INTERVAL",
         Duration::from_millis(100),
         Duration::from_secs(3600),
         "100ms to 1h",
     )
-}
-
-fn in_range(
-    s: &str,
-    name: &str,
-    min: Duration,
-    max: Duration,
-    range: &str,
-) -> Result<Duration, String> {
-    let d = parse_duration(s).map_err(|e| format!("{name}: {e}"))?;
-    if (min..=max).contains(&d) {
-        Ok(d)
-    } else {
-        Err(format!("{name}: expected a duration from {range}"))
-    }
 }

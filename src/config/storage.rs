@@ -32,14 +32,7 @@ pub struct StorageSettings {
 }
 
 fn parse_table_name(s: &str) -> Result<String, String> {
-    let ok = (3..=255).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err("FLEETWATCH_TABLE: expected a DynamoDB table name, 3-255 characters of A-Z a-z 0-9 _ . -".into())
-    }
+    super::values::parse_table_name_of(s, "FLEETWATCH_TABLE")
 }
 
 fn parse_writers(s: &str) -> Result<usize, String> {

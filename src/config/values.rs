@@ -32,6 +32,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {s:?} is out of range"))
 }
 
+/// A DynamoDB table name, with an error naming the variable.
+pub(super) fn parse_table_name_of(s: &str, name: &str) -> Result<String, String> {
+    let ok = (3..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{name}: expected a DynamoDB table name, 3-255 characters of A-Z a-z 0-9 _ . -"
+        ))
+    }
+}
+
 /// A duration from `min` to `max`, with an error naming the variable.
 pub(super) fn parse_duration_in(
     s: &str,

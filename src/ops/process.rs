@@ -593,17 +593,7 @@ async fn check_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<(), ProcessCommandError> {
-    let probe = dynamodb
-        .query()
-        .table_name(table)
-        .key_condition_expression("device_id = :probe")
-        .expression_attribute_values(
-            ":probe",
-            aws_sdk_dynamodb::types::AttributeValue::S("alert#fleetwatch-preflight".into()),
-        )
-        .limit(1)
-        .send()
-        .await;
+    let probe = crate::preflight::probe_table(dynamodb, table).await;
     let Err(e) = probe else { return Ok(()) };
     let code = e.code().unwrap_or_default();
     let message = if code == "ResourceNotFoundException" {
