@@ -3,8 +3,10 @@
 //! by `fleetwatch bootstrap`'s own code, and helpers that wait on
 //! conditions with a deadline (never fixed sleeps).
 //!
-//! `moto_server` comes from python3's `moto[server]`; set `MOTO_SERVER` to
-//! use another executable.
+//! The emulator is `tests/common/moto-server-atomic`: python3's
+//! `moto[server]` with DynamoDB's writes made atomic, as DynamoDB's are (the
+//! tests that race workers on one item need it; see that file). Set
+//! `MOTO_SERVER` to use another executable.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -38,7 +40,13 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/common/moto-server-atomic"
+            )
+            .into()
+        });
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
