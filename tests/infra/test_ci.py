@@ -134,8 +134,13 @@ def test_scripts_test_installs_what_the_tests_need():
     assert "set -euo pipefail" in text
     assert "tests/requirements.txt" in text and ".venv-test" in text
     assert "cargo install --locked cargo-nextest" in text
-    assert 'exec cargo nextest run "$@"' in text
-    assert "MOTO_SERVER" in text
+    # --all-features: the tests that need the simulator are never left out.
+    assert 'exec cargo nextest run --all-features "$@"' in text
+    # The emulator with DynamoDB's atomic writes (tests/common/moto-server-atomic).
+    assert 'MOTO_SERVER="$ROOT/tests/common/moto-server-atomic"' in text
+    shim = ROOT / "tests/common/moto-server-atomic"
+    assert os.access(shim, os.X_OK)
+    assert "from moto.server import main" in shim.read_text()
     assert re.search(r"^moto\[server\]==[\d.]+$", (ROOT / "tests/requirements.txt").read_text(), re.M)
 
 
