@@ -47,6 +47,7 @@ pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_eviction
 pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
 pub const AWS_TIMEOUTS: &str = "fleetwatch_aws_timeouts_total";
 pub const AWS_REQUESTS: &str = "fleetwatch_aws_requests_total";
+pub const SILENT_VEHICLES: &str = "fleetwatch_silent_vehicles";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -217,6 +218,11 @@ pub fn describe() {
         Unit::Count,
         "HTTP requests sent to AWS, SDK retries included, by service (sqs, s3, dynamodb, sns, sagemaker) and operation (e.g. BatchWriteItem)"
     );
+    describe_gauge!(
+        SILENT_VEHICLES,
+        Unit::Count,
+        "Vehicles that reported within the last day and have sent nothing for FLEETWATCH_SILENT_AFTER, as of this worker's last alarm sweep"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(MESSAGES_PARKED).set(0.0);
 }
@@ -315,6 +321,10 @@ pub fn alert_suppressed(kind: &'static str) {
 
 pub fn alarm_transition(transition: &'static str) {
     counter!(ALARM_TRANSITIONS, "transition" => transition).increment(1);
+}
+
+pub fn silent_vehicles(n: usize) {
+    gauge!(SILENT_VEHICLES).set(n as f64);
 }
 
 pub fn alert_held(kind: &'static str) {

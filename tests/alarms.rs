@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Moto, Stack, wait_for};
-use fleetwatch::alarms::sweeper;
+use fleetwatch::alarms::sweeper::Sweeper;
 use fleetwatch::alarms::{Action, AlarmStore, State, Transition};
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
@@ -202,17 +202,15 @@ async fn an_alarm_s_life_from_first_breach_to_resolution() {
         )
         .await
         .unwrap();
-    let swept = sweeper::sweep(&sink, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!((swept.closed, swept.announced), (0, 1));
-    assert_eq!(
-        sweeper::sweep(&sink, Duration::from_secs(3600))
-            .await
-            .unwrap()
-            .announced,
-        0
+    let mut sweeper = Sweeper::new(
+        sink.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(1),
+        None,
     );
+    let swept = sweeper.sweep().await.unwrap();
+    assert_eq!((swept.closed, swept.announced), (0, 1));
+    assert_eq!(sweeper.sweep().await.unwrap().announced, 0);
     expect_transitions(&stack, &[("VHC001", "resolved")]).await;
 
     // A new breach opens a second episode.
@@ -439,12 +437,8 @@ async fn quiet_alarms_close_by_themselves_once_across_three_workers() {
     let stop = CancellationToken::new();
     let sweepers: Vec<_> = (0..3)
         .map(|_| {
-            tokio::spawn(sweeper::run(
-                sink.clone(),
-                auto_close,
-                Duration::from_millis(100),
-                stop.clone(),
-            ))
+            let sweeper = Sweeper::new(sink.clone(), auto_close, Duration::from_millis(100), None);
+            tokio::spawn(sweeper.run(stop.clone()))
         })
         .collect();
     wait_for("both alarms to close", Duration::from_secs(30), || {

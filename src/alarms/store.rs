@@ -119,7 +119,8 @@ pub struct Alarm {
     pub snoozed_until_ms: Option<i64>,
     /// Who made the last transition.
     pub actor: String,
-    /// The operator's note with it.
+    /// The operator's note with it (or the worker's reason, for a
+    /// `silent` alarm closed because its vehicle reports again).
     pub note: Option<String>,
     /// The episode whose "resolved" notification is still to be sent.
     pub resolve_notice: Option<u64>,
@@ -298,9 +299,32 @@ impl AlarmStore {
         alarm: &Alarm,
         quiet_since_ms: i64,
     ) -> Result<Option<Alarm>, AlarmError> {
+        self.close_by_worker(alarm, Some(quiet_since_ms), None)
+            .await
+    }
+
+    /// Closes a `silent` alarm (read by a sweep) whose vehicle reports
+    /// again, `note` saying so: NORMAL, with its "resolved" notification
+    /// due. `None` when it changed meanwhile.
+    pub async fn close_reporting(
+        &self,
+        alarm: &Alarm,
+        note: &str,
+    ) -> Result<Option<Alarm>, AlarmError> {
+        self.close_by_worker(alarm, None, Some(note)).await
+    }
+
+    /// The workers' closing transition (`auto_resolved`, actor
+    /// `fleetwatch`), on the alarm as read.
+    async fn close_by_worker(
+        &self,
+        alarm: &Alarm,
+        quiet_since_ms: Option<i64>,
+        note: Option<&str>,
+    ) -> Result<Option<Alarm>, AlarmError> {
         let mut new = alarm.clone();
         new.state = State::Normal;
-        new.note = None;
+        new.note = note.map(str::to_owned);
         new.snoozed_until_ms = None;
         new.resolve_notice = Some(alarm.episode);
         self.transition(
@@ -308,22 +332,28 @@ impl AlarmStore {
             new,
             Transition::AutoResolved,
             WORKER_ACTOR,
-            None,
+            note,
             now_millis(),
-            Some(quiet_since_ms),
+            quiet_since_ms,
         )
         .await
     }
 
     /// The alarms a sweep acts on: open ones without a breach since
-    /// `quiet_since_ms`, and any whose "resolved" notification is due.
+    /// `quiet_since_ms`, any whose "resolved" notification is due, and
+    /// every `silent` alarm (open or not: the silence check needs them all,
+    /// see [`super::silence`]). The same one Scan either way.
     pub async fn due(&self, quiet_since_ms: i64) -> Result<Vec<Alarm>, AlarmError> {
         self.scan(
             "begins_with(#record, :alarm) AND ((#state <> :normal AND last_breach_at < :quiet) \
-             OR attribute_exists(resolve_notice))",
+             OR attribute_exists(resolve_notice) OR #record = :silent)",
             &[
                 (":normal", AttributeValue::S(State::Normal.as_str().into())),
                 (":quiet", AttributeValue::N(quiet_since_ms.to_string())),
+                (
+                    ":silent",
+                    AttributeValue::S(format!("alarm#{}", super::silence::RULE)),
+                ),
             ],
         )
         .await

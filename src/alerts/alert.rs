@@ -16,6 +16,8 @@ pub enum AlertKind {
     Safety,
     /// The model predicts the vehicle needs maintenance.
     Maintenance,
+    /// The vehicle stopped reporting (see [`crate::alarms::silence`]).
+    Silent,
 }
 
 impl AlertKind {
@@ -23,14 +25,25 @@ impl AlertKind {
         match self {
             AlertKind::Safety => "safety",
             AlertKind::Maintenance => "maintenance",
+            AlertKind::Silent => "silent",
         }
+    }
+
+    /// The kind an alarm item names (`None` for an unknown one).
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        Some(match s {
+            "safety" => AlertKind::Safety,
+            "maintenance" => AlertKind::Maintenance,
+            "silent" => AlertKind::Silent,
+            _ => return None,
+        })
     }
 
     /// The `severity` message attribute subscribers can filter on.
     pub fn severity(self) -> &'static str {
         match self {
             AlertKind::Safety => "critical",
-            AlertKind::Maintenance => "warning",
+            AlertKind::Maintenance | AlertKind::Silent => "warning",
         }
     }
 }
@@ -53,7 +66,8 @@ pub struct AlertId {
 pub struct Condition {
     /// Safety rule or maintenance prediction: the severity and the wording.
     pub kind: AlertKind,
-    /// The field the rule looks at (`engine_temp_c`, or `prediction.score`).
+    /// The field the rule looks at (`engine_temp_c`, `prediction.score`, or
+    /// `silent_for`).
     pub field: String,
     /// The comparison, for the subject line.
     pub op: Op,

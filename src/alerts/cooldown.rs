@@ -1,5 +1,7 @@
 //! The cooldown windows (`FLEETWATCH_ALERT_COOLDOWN`): the one place the
-//! window arithmetic, and so an alert's identity, is computed.
+//! window arithmetic, and so an alert's identity, is computed. Readings'
+//! alerts use windows aligned to the epoch; a silent vehicle's, windows
+//! counted from the start of its silence.
 
 use std::time::Duration;
 
@@ -24,6 +26,34 @@ impl Cooldown {
     /// The start of the window holding `at`.
     pub fn window_start(self, at: Timestamp) -> Timestamp {
         Timestamp::from_unix_millis(at.unix_millis().div_euclid(self.millis) * self.millis)
+    }
+
+    /// The start of the window holding `at`, windows counted from
+    /// `origin` instead of the epoch (`at` before `origin` rounds down too).
+    pub fn window_start_since(self, origin: Timestamp, at: Timestamp) -> Timestamp {
+        let since = at.unix_millis().saturating_sub(origin.unix_millis());
+        Timestamp::from_unix_millis(
+            origin
+                .unix_millis()
+                .saturating_add(since.div_euclid(self.millis) * self.millis),
+        )
+    }
+
+    /// The identity of an alert of a condition that began at `origin` (a
+    /// vehicle's silence), at `at`: windows counted from `origin`, so each
+    /// new occurrence gets its own first window.
+    pub fn alert_id_since(
+        self,
+        device_id: &str,
+        rule: &str,
+        origin: Timestamp,
+        at: Timestamp,
+    ) -> AlertId {
+        AlertId {
+            device_id: device_id.to_owned(),
+            rule: rule.to_owned(),
+            window_start: self.window_start_since(origin, at),
+        }
     }
 
     /// The identity of an alert for a breach of `rule` by `device_id` at
@@ -67,5 +97,16 @@ mod tests {
             Cooldown::new(Duration::ZERO),
             Cooldown::new(Duration::from_millis(1))
         );
+        let since = |origin, ms| {
+            c.window_start_since(
+                Timestamp::from_unix_millis(origin),
+                Timestamp::from_unix_millis(ms),
+            )
+            .unix_millis()
+        };
+        assert_eq!(since(1_000, 1_000), 1_000);
+        assert_eq!(since(1_000, 900_999), 1_000);
+        assert_eq!(since(1_000, 901_000), 901_000);
+        assert_eq!(since(1_000, 999), -899_000);
     }
 }

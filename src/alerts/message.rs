@@ -73,25 +73,28 @@ pub fn render(alert: &Alert, alarm: Option<AlarmStatus>) -> Message {
 
 /// The one "resolved" notification of an alarm's episode.
 pub fn render_resolution(alarm: &Alarm, episode: u64) -> Message {
-    let kind = if alarm.kind == AlertKind::Maintenance.as_str() {
-        AlertKind::Maintenance
-    } else {
-        AlertKind::Safety
-    };
+    let kind = AlertKind::parse(&alarm.kind).unwrap_or(AlertKind::Safety);
     let resolved_at = Timestamp::from_unix_millis(alarm.changed_at_ms);
-    let how = if alarm.actor == crate::alarms::store::WORKER_ACTOR {
-        "closed by itself (no breach for the auto-close time)".to_owned()
-    } else {
-        format!("resolved by {}", alarm.actor)
+    let how = match (alarm.actor == crate::alarms::store::WORKER_ACTOR, kind) {
+        (true, AlertKind::Silent) => "closed by itself (the vehicle reports again)".to_owned(),
+        (true, _) => "closed by itself (no breach for the auto-close time)".to_owned(),
+        (false, _) => format!("resolved by {}", alarm.actor),
     };
     let note = alarm
         .note
         .as_deref()
         .map(|n| format!(" Note: {n}"))
         .unwrap_or_default();
+    let last = match kind {
+        AlertKind::Silent => format!("Silent since its reading at {}.", alarm.last_breach_event),
+        _ => format!(
+            "Last breach at {} ({} breaches in this episode).",
+            alarm.last_breach_event, alarm.breaches
+        ),
+    };
     let text = format!(
-        "Vehicle {}: the alarm on `{}` is {how} at {resolved_at}.{note}\n\nLast breach at {} ({} breaches in this episode).\n",
-        alarm.device_id, alarm.rule, alarm.last_breach_event, alarm.breaches
+        "Vehicle {}: the alarm on `{}` is {how} at {resolved_at}.{note}\n\n{last}\n",
+        alarm.device_id, alarm.rule
     );
     let transition = if alarm.actor == crate::alarms::store::WORKER_ACTOR {
         Transition::AutoResolved
@@ -160,6 +163,10 @@ pub fn subject(alert: &Alert) -> String {
             "Fleet alert: {} maintenance predicted (score {})",
             id.device_id, b.worst_value
         ),
+        AlertKind::Silent => format!(
+            "Fleet alert: {} silent for {} (last reading {})",
+            id.device_id, b.worst_value, b.last
+        ),
     };
     raw.chars()
         .map(|c| {
@@ -193,6 +200,12 @@ pub fn email_text(alert: &Alert) -> String {
                 .map(|why| format!("\n\nWhy (what raised the score most): {why}."))
                 .unwrap_or_default()
         ),
+        AlertKind::Silent => {
+            return format!(
+                "Vehicle {} has sent no reading for {} (its latest is from {}; it is `silent` after {}).\n\nThe alarm closes by itself when a reading arrives.\n",
+                id.device_id, b.worst_value, b.last, c.threshold
+            );
+        }
     };
     let span = if b.count == 1 {
         "1 reading".to_owned()
@@ -208,7 +221,7 @@ pub fn email_text(alert: &Alert) -> String {
 /// The JSON document SQS and Lambda subscribers receive.
 pub fn machine_json(alert: &Alert) -> serde_json::Value {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
-    json!({
+    let mut document = json!({
         "type": "fleetwatch.alert",
         "kind": c.kind.as_str(),
         "severity": c.kind.severity(),
@@ -230,7 +243,14 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "window_start": id.window_start.to_string(),
         "source": { "bucket": alert.source.bucket, "key": alert.source.key },
-    })
+    });
+    if c.kind == AlertKind::Silent {
+        // No object shows a silence: what it is instead.
+        document["source"] = serde_json::Value::Null;
+        document["last_reading_at"] = json!(b.last.to_string());
+        document["silent_for"] = json!(b.worst_value);
+    }
+    document
 }
 
 /// The message attributes (name, value) subscribers filter on.

@@ -11,6 +11,8 @@ pub mod shutdown;
 pub mod startup;
 
 use crate::alarms::AlarmStore;
+use crate::alarms::silence::SilenceWatch;
+use crate::alarms::sweeper::Sweeper;
 use crate::alerts::AlertSink;
 use crate::alerts::ledger::AlertLedger;
 use crate::alerts::publisher::AlertPublisher;
@@ -37,6 +39,9 @@ pub struct WorkerBuild {
     pub pipeline: Pipeline,
     /// The loop's own settings (queue, concurrency, lease, grace).
     pub loop_settings: LoopSettings,
+    /// The alarm sweeper, when alerts are published: run beside the loop
+    /// ([`Sweeper::run`]) by every worker.
+    pub sweeper: Option<Sweeper>,
 }
 
 impl WorkerBuild {
@@ -58,9 +63,27 @@ pub fn worker(
     settings: &WorkerSettings,
     clients: &aws::Clients,
 ) -> Result<WorkerBuild, BuildError> {
+    let pipeline = pipeline(&settings.pipeline, clients, true, true)?;
+    let alarms = &settings.pipeline.alarms;
+    let sweeper = pipeline.alerts.clone().map(|sink| {
+        let silence = alarms.silent_after.0.map(|after| {
+            SilenceWatch::new(
+                clients.dynamodb.clone(),
+                settings.pipeline.table.name.clone(),
+                after,
+            )
+        });
+        Sweeper::new(
+            sink,
+            alarms.alarm_auto_close,
+            alarms.alarm_sweep_interval,
+            silence,
+        )
+    });
     Ok(WorkerBuild {
         sqs: clients.sqs.clone(),
-        pipeline: pipeline(&settings.pipeline, clients, true, true)?,
+        pipeline,
+        sweeper,
         loop_settings: LoopSettings {
             queue_url: settings.queue.url.clone(),
             concurrency: settings.pipeline.processing.concurrency,

@@ -84,7 +84,7 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
             "FLEETWATCH_ALERT_TOPIC_ARN is not set: rules are evaluated, but no alert is published"
         );
     }
-    let built = worker(&settings, &clients)?;
+    let mut built = worker(&settings, &clients)?;
     tracing::info!(
         inference = %built.pipeline.predictor.describe(),
         rules = %pipeline.alerts.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
@@ -95,15 +95,11 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    // Every worker sweeps the alarm table (auto-close, resolved
-    // notifications); conditional writes keep the sweeps from doubling up.
-    if let Some(sink) = built.pipeline.alerts.clone() {
-        tokio::spawn(crate::alarms::sweeper::run(
-            sink,
-            pipeline.alarms.alarm_auto_close,
-            pipeline.alarms.alarm_sweep_interval,
-            shutdown.clone(),
-        ));
+    // Every worker sweeps the alarm table (auto-close, silent vehicles,
+    // resolved notifications); conditional writes and the alert ledger keep
+    // the sweeps from doubling up.
+    if let Some(sweeper) = built.sweeper.take() {
+        tokio::spawn(sweeper.run(shutdown.clone()));
     }
     built.into_worker(health_state).run(shutdown).await;
 

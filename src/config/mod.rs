@@ -61,7 +61,7 @@ mod worker;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-pub use alarms::{AlarmSettings, AlarmTableSetting};
+pub use alarms::{AlarmSettings, AlarmTableSetting, SilentAfter};
 pub use alerts::{AlertRules, AlertSettings, MaintenanceAlertScore};
 pub use bootstrap::BootstrapSettings;
 pub use dlq::{
