@@ -152,17 +152,18 @@ async fn a_silent_vehicle_with_exactly_one_alarm_across_three_workers() {
     let stack = Stack::create(&moto).await;
     let alarms = store(&stack);
     // A day-long cooldown: one notification per alarm state here, however
-    // often the workers sweep.
+    // often the workers sweep. 15 s of silence: time enough for the
+    // reading that ends it to be stored and seen before it is old again.
     let fleet = Fleet::start(
         &moto,
         &stack,
-        &["--silent-after", "10s", "--alert-cooldown", "24h"],
+        &["--silent-after", "15s", "--alert-cooldown", "24h"],
     )
     .await;
 
-    // VHC001 reported 20 s ago, then nothing: silent as soon as its reading
+    // VHC001 reported 30 s ago, then nothing: silent as soon as its reading
     // is stored. OLD001 last reported 25 hours ago: nothing is raised.
-    let mut body = reading("VHC001", Duration::from_secs(20));
+    let mut body = reading("VHC001", Duration::from_secs(30));
     body.push_str(&reading("OLD001", Duration::from_secs(25 * 3600)));
     stack.put_object("first.jsonl", body).await;
 
@@ -306,9 +307,10 @@ async fn acknowledging_a_silent_alarm_silences_its_reminders() {
     // decided before it (a window that started before it).
     for n in stack.drain_alerts().await {
         assert_eq!(describe(&n).1, "reminder");
-        let window = Timestamp::from_unix_millis(acked_at / 1000 * 1000).to_string();
+        let window =
+            fleetwatch::telemetry::parse_timestamp(n["window_start"].as_str().unwrap()).unwrap();
         assert!(
-            n["window_start"].as_str().unwrap() <= window.as_str(),
+            window.unix_millis() <= acked_at,
             "notified after the acknowledgement: {n:#}"
         );
     }
