@@ -22,6 +22,7 @@ fn required_args(subcommand: &str, dir: &std::path::Path) -> Vec<String> {
         "history" => vec!["VHC001".into()],
         "status" => vec!["--queue-url".into(), "http://localhost/q".into()],
         "alarms" => vec!["list".into()],
+        "rules" => vec!["list".into()],
         _ => vec![],
     }
 }

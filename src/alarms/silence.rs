@@ -191,6 +191,7 @@ pub fn alert(
             op: Op::Ge,
             threshold: human(after),
             model: None,
+            scope: None,
         },
         breaches: Breaches {
             count: 1,

@@ -185,8 +185,17 @@ pub fn email_text(alert: &Alert) -> String {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
     let what = match c.kind {
         AlertKind::Safety => format!(
-            "Vehicle {} broke the safety rule `{}`: worst value {} at {}.",
-            id.device_id, id.rule, b.worst_value, b.worst_at
+            "Vehicle {} broke the safety rule `{}`{}: worst value {} at {}.",
+            id.device_id,
+            id.rule,
+            // A scoped rule says whose it is, or the operator wonders why
+            // this vehicle has a limit the others do not.
+            c.scope
+                .as_ref()
+                .map(|s| format!(" (the rule for {s})"))
+                .unwrap_or_default(),
+            b.worst_value,
+            b.worst_at
         ),
         AlertKind::Maintenance => format!(
             "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).{}",
@@ -229,6 +238,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "rule": id.rule,
         "field": c.field,
         "threshold": c.threshold,
+        "scope": c.scope,
         "breaches": b.count,
         "first_timestamp": b.first.to_string(),
         "last_timestamp": b.last.to_string(),
@@ -284,6 +294,7 @@ pub(crate) mod tests {
                 op: Op::Gt,
                 threshold: "100".into(),
                 model: None,
+                scope: None,
             },
             breaches: Breaches {
                 count: 1,
