@@ -343,6 +343,25 @@ pub(crate) mod tests {
         assert!(m.attributes.contains(&("alarm_state", "ACTIVE".to_owned())));
     }
 
+    /// A scoped rule's alert says whose rule it is, so an operator is not
+    /// left wondering why this vehicle alerts below the fleet's limit.
+    #[test]
+    fn a_scoped_rules_alert_names_its_scope() {
+        let mut a = alert();
+        assert!(machine_json(&a)["scope"].is_null());
+        a.id.rule = "engine_temp_c > 95".into();
+        a.condition.threshold = "95".into();
+        a.condition.scope = Some("VHC002".into());
+        assert!(
+            email_text(&a).contains(
+                "broke the safety rule `engine_temp_c > 95` (the rule for VHC002): worst value 124"
+            ),
+            "{}",
+            email_text(&a)
+        );
+        assert_eq!(machine_json(&a)["scope"], "VHC002");
+    }
+
     /// A maintenance alert says why the model flagged the vehicle, in
     /// words (email) and as data (JSON).
     #[test]
