@@ -122,26 +122,32 @@ pub fn step(
     owed: bool,
 ) -> Step {
     let open = alarm.filter(|a| a.state.is_open());
-    match verdict {
-        Verdict::Reporting if open.is_some() => Step::Close,
-        Verdict::Reporting => Step::Nothing,
-        Verdict::Silent { .. } if owed => Step::Record,
-        Verdict::Silent { .. } => match (open, alarm) {
-            // Once per cooldown window: a reminder may be due, or the end
-            // of a snooze.
-            (Some(open), _) => {
-                let window = |ms| window_start(last_reading, after, cooldown, ms);
-                if window(open.last_breach_ms) < window(now_ms) {
-                    Step::Record
-                } else {
-                    Step::Nothing
-                }
+    let Verdict::Silent { raises, .. } = verdict else {
+        return if open.is_some() {
+            Step::Close
+        } else {
+            Step::Nothing
+        };
+    };
+    if owed {
+        return Step::Record;
+    }
+    match (open, alarm) {
+        // Once per cooldown window: a reminder may be due, or the end of a
+        // snooze.
+        (Some(open), _) => {
+            let window = |ms| window_start(last_reading, after, cooldown, ms);
+            if window(open.last_breach_ms) < window(now_ms) {
+                Step::Record
+            } else {
+                Step::Nothing
             }
-            (None, _) if !matches!(verdict, Verdict::Silent { raises: true, .. }) => Step::Nothing,
-            // Closed by an operator during this very silence.
-            (None, Some(closed)) if same_silence(closed, last_reading) => Step::Nothing,
-            (None, _) => Step::Record,
-        },
+        }
+        // Quiet for over a day: no new alarm.
+        (None, _) if !raises => Step::Nothing,
+        // Closed by an operator during this very silence.
+        (None, Some(closed)) if same_silence(closed, last_reading) => Step::Nothing,
+        (None, _) => Step::Record,
     }
 }
 
