@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alerts::rules::AlertRule;
+use crate::alerts::windowed_scan::WindowedScan;
 use crate::alerts::{
     Alert, AlertError, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS,
 };
@@ -479,6 +480,10 @@ struct ObjectRun<'p> {
     /// Exact duplicates skipped so far.
     duplicates: u64,
     breaches: BreachLog<'p>,
+    /// The windowed rules' evaluation (`None` without windowed rules): the
+    /// object's readings read back once stored; see
+    /// [`crate::alerts::windowed_scan`].
+    windowed: Option<WindowedScan<'p>>,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
@@ -557,6 +562,7 @@ impl<'p> ObjectRun<'p> {
                 &object.bucket,
                 &object.key,
             ),
+            windowed: WindowedScan::new(&pipeline.rules, mode == Mode::Live),
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some(), counted.get()),
             status: StatusBatch::default(),
@@ -661,6 +667,9 @@ impl<'p> ObjectRun<'p> {
         for (i, reading) in chunk.readings.iter().enumerate() {
             if !refused[i] {
                 self.breaches.record(reading, prediction(i));
+                if let Some(windowed) = &mut self.windowed {
+                    windowed.stored(reading, &mut self.breaches);
+                }
                 stored += 1;
                 newly_counted += usize::from(chunk.lines[i] > self.counted_before.flushed);
             }
@@ -677,6 +686,9 @@ impl<'p> ObjectRun<'p> {
         }
         self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
+        if self.windowed.as_ref().is_some_and(WindowedScan::is_full) {
+            self.evaluate_windowed().await?;
+        }
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;
         }
@@ -684,6 +696,17 @@ impl<'p> ObjectRun<'p> {
             self.write_status().await;
         }
         Ok(stored as u64)
+    }
+
+    /// Evaluates the windowed rules on the readings stored so far (read
+    /// back from the table), folding their breaches into `breaches`.
+    async fn evaluate_windowed(&mut self) -> Result<(), ProcessError> {
+        if let Some(windowed) = &mut self.windowed {
+            windowed
+                .evaluate(&self.pipeline.store, self.attempt, &mut self.breaches)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Publishes the alerts gathered so far (their readings are stored),
@@ -748,6 +771,7 @@ impl<'p> ObjectRun<'p> {
         } else {
             tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, devices = report.devices, "devices in the object");
         }
+        self.evaluate_windowed().await?;
         let last = self.breaches.take();
         report.alerts = self.alerts + last.len() as u64;
         self.status.alerts(&last);

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::alert::Test;
 use super::rules::{AlertRule, Op};
+use super::windowed::{Finding, WindowedBreach, format_value};
 use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
 use crate::inference::explanation::Contribution;
 use crate::inference::{Label, Prediction};
-use crate::telemetry::Reading;
+use crate::telemetry::{Reading, Timestamp};
 
 /// Open alerts (windows) past which the pipeline delivers what an object
 /// has gathered so far instead of holding it to the object's end, so an
@@ -21,7 +23,7 @@ pub const MAX_OPEN_ALERTS: usize = 1000;
 pub const MAINTENANCE_RULE: &str = "maintenance_predicted";
 
 /// One safety rule, with what its alerts say precomputed once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SafetyRule<'a> {
     /// The rule evaluated on every reading.
     rule: &'a AlertRule,
@@ -78,13 +80,7 @@ impl<'a> BreachLog<'a> {
             .map(|rule| SafetyRule {
                 rule,
                 text: rule.to_string(),
-                condition: Condition {
-                    kind: AlertKind::Safety,
-                    field: rule.field.clone(),
-                    op: rule.op,
-                    threshold: rule.threshold_text().to_owned(),
-                    model: None,
-                },
+                condition: Condition::of_rule(rule),
             })
             .collect();
         BreachLog {
@@ -111,8 +107,9 @@ impl<'a> BreachLog<'a> {
                     value: value.as_str(),
                     distance,
                     explanation: &[],
+                    finding: None,
                 };
-                self.fold(reading, breach, |log| {
+                self.fold(&reading.device_id, reading.timestamp, breach, |log| {
                     let rule = &log.rules[index];
                     (rule.text.clone(), rule.condition.clone())
                 });
@@ -129,15 +126,18 @@ impl<'a> BreachLog<'a> {
                 value: &score,
                 distance: p.score,
                 explanation: &p.explanation,
+                finding: None,
             };
-            self.fold(reading, breach, |_| {
+            self.fold(&reading.device_id, reading.timestamp, breach, |_| {
                 (
                     MAINTENANCE_RULE.to_owned(),
                     Condition {
                         kind: AlertKind::Maintenance,
                         field: "prediction.score".to_owned(),
-                        op: Op::Ge,
-                        threshold: format_score(min),
+                        test: Test::Compare {
+                            op: Op::Ge,
+                            threshold: format_score(min),
+                        },
                         model: Some(p.model.clone()),
                     },
                 )
@@ -145,17 +145,73 @@ impl<'a> BreachLog<'a> {
         }
     }
 
+    /// Folds one breach of a windowed rule (the safety rule `index`, as
+    /// given to [`BreachLog::new`]) by `device`, found by
+    /// [`super::windowed`].
+    pub fn record_windowed(&mut self, device: &str, index: usize, breach: &WindowedBreach) {
+        if index >= self.rules.len() {
+            return;
+        }
+        let value = format_value(breach.value);
+        let folded = Breach {
+            kind: AlertKind::Safety,
+            index,
+            value: &value,
+            distance: breach.distance(),
+            explanation: &[],
+            finding: Some(&breach.finding),
+        };
+        self.fold(device, breach.at, folded, |log| {
+            let rule = &log.rules[index];
+            (rule.text.clone(), rule.condition.clone())
+        });
+    }
+
+    /// An empty log of the same rules, windows and object, for breaches
+    /// gathered apart and then [`absorb`](BreachLog::absorb)ed.
+    pub fn sibling(&self) -> BreachLog<'a> {
+        BreachLog {
+            rules: self.rules.clone(),
+            maintenance_min_score: self.maintenance_min_score,
+            cooldown: self.cooldown,
+            open: BTreeMap::new(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// Folds in the alerts of a [`sibling`](BreachLog::sibling): the same
+    /// as if its breaches had been recorded here.
+    pub fn absorb(&mut self, other: BreachLog<'a>) {
+        for (key, theirs) in other.open {
+            let Some(ours) = self.open.get_mut(&key) else {
+                self.open.insert(key, theirs);
+                continue;
+            };
+            let (b, t) = (&mut ours.alert.breaches, theirs.alert.breaches);
+            b.count += t.count;
+            b.first = b.first.min(t.first);
+            b.last = b.last.max(t.last);
+            if theirs.worst_distance > ours.worst_distance {
+                b.worst_value = t.worst_value;
+                b.worst_at = t.worst_at;
+                b.explanation = t.explanation;
+                b.finding = t.finding;
+                ours.worst_distance = theirs.worst_distance;
+            }
+        }
+    }
+
     /// Folds one breach into its window's alert; `describe` names the rule
     /// and its condition when the window opens.
     fn fold(
         &mut self,
-        reading: &Reading,
+        device: &str,
+        at: Timestamp,
         breach: Breach<'_>,
         describe: impl FnOnce(&Self) -> (String, Condition),
     ) {
-        let at = reading.timestamp;
         let entry_key = (
-            reading.device_id.clone(),
+            device.to_owned(),
             breach.kind,
             breach.index,
             self.cooldown.window_start(at).unix_millis(),
@@ -169,13 +225,14 @@ impl<'a> BreachLog<'a> {
                 b.worst_value = breach.value.to_owned();
                 b.worst_at = at;
                 b.explanation = breach.explanation.to_vec();
+                b.finding = breach.finding.cloned();
                 open.worst_distance = breach.distance;
             }
             return;
         }
         let (rule, condition) = describe(self);
         let alert = Alert {
-            id: self.cooldown.alert_id(&reading.device_id, &rule, at),
+            id: self.cooldown.alert_id(device, &rule, at),
             condition,
             breaches: Breaches {
                 count: 1,
@@ -184,6 +241,7 @@ impl<'a> BreachLog<'a> {
                 worst_value: breach.value.to_owned(),
                 worst_at: at,
                 explanation: breach.explanation.to_vec(),
+                finding: breach.finding.cloned(),
             },
             source: self.source.clone(),
         };
@@ -235,6 +293,8 @@ struct Breach<'v> {
     /// Why the model flagged the reading (maintenance only): kept with the
     /// worst value, so the alert says why with its worst reading's reasons.
     explanation: &'v [Contribution],
+    /// What a windowed rule's breach showed, kept with the worst value.
+    finding: Option<&'v Finding>,
 }
 
 fn format_score(score: f64) -> String {
@@ -278,7 +338,13 @@ mod tests {
         assert_eq!(b.worst_at, Timestamp::from_unix_millis(60_000));
         assert_eq!(a.id.rule, "engine_temp_c > 100");
         assert_eq!(a.id.window_start, Timestamp::from_unix_millis(0));
-        assert_eq!(a.condition.op, Op::Gt);
+        assert_eq!(
+            a.condition.test,
+            Test::Compare {
+                op: Op::Gt,
+                threshold: "100".into()
+            }
+        );
     }
 
     #[test]

@@ -4,7 +4,13 @@
 //!
 //! The original Lambda sent one email per hot reading. Here the pieces are
 //! kept apart:
-//! - [`rules`]: the safety rules and their evaluation on a reading;
+//! - [`rules`]: the safety rules (threshold, sustained, rate of change) and
+//!   the evaluation of a threshold on a reading;
+//! - [`windowed`]: the evaluation of the windowed rules over a device's
+//!   readings in time order;
+//! - [`windowed_scan`]: where a windowed rule's readings come from: the
+//!   table, read back around each object's readings (or the object alone,
+//!   in a dry run);
 //! - [`breach_log`]: the breaches of one object folded per device, rule and
 //!   [`Cooldown`] window into [`Alert`]s (count, first and last time, worst
 //!   value);
@@ -27,8 +33,10 @@ pub mod message;
 pub mod publisher;
 pub mod rules;
 pub mod sink;
+pub mod windowed;
+pub mod windowed_scan;
 
-pub use alert::{Alert, AlertId, AlertKind, Breaches, Condition, Source};
+pub use alert::{Alert, AlertId, AlertKind, Breaches, Condition, Source, Test};
 pub use breach_log::{BreachLog, MAX_OPEN_ALERTS};
 pub use cooldown::Cooldown;
 pub use error::AlertError;

@@ -21,8 +21,10 @@ pub struct AlertSettings {
     #[arg(long, env = "FLEETWATCH_ALERT_COOLDOWN", default_value = "15m", value_parser = parse_cooldown)]
     pub alert_cooldown: Duration,
 
-    /// Comma-separated safety rules, each `field op number` with op one of
-    /// > >= < <= == !=; `none` for no safety rules.
+    /// Comma-separated safety rules, each a threshold `field op number`
+    /// (op one of > >= < <= == !=), sustained `field op number for 5m`, or a
+    /// rate of change `field rises|falls AMOUNT within 10m` (durations from
+    /// 1s to 24h); `none` for no safety rules.
     #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
     pub alert_rules: AlertRules,
 
@@ -34,8 +36,17 @@ pub struct AlertSettings {
 }
 
 /// The parsed `FLEETWATCH_ALERT_RULES`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AlertRules(pub Vec<AlertRule>);
+
+/// `--print-settings` shows the rules as written, not their parts.
+impl std::fmt::Debug for AlertRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(ToString::to_string))
+            .finish()
+    }
+}
 
 /// When a prediction raises a maintenance alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +92,7 @@ fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
         return Ok(AlertRules(Vec::new()));
     }
     if s.split(',').all(|p| p.trim().is_empty()) {
-        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100`, or `none`".into());
+        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100, oil_pressure_kpa < 150 for 5m, engine_temp_c rises 15 within 10m`, or `none`".into());
     }
     let mut rules = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -99,5 +110,29 @@ fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, Strin
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(MaintenanceAlertScore::AtLeast(v)),
             _ => Err("FLEETWATCH_MAINTENANCE_ALERT_SCORE: expected `model`, `off` or a probability from 0 to 1".into()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_kind_parses_in_the_list_and_prints_as_written() {
+        let rules = parse_alert_rules(
+            "engine_temp_c > 100, oil_pressure_kpa < 150 for 5m,engine_temp_c rises 15 within 10m , coolant_c falls 20 within 5m",
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{rules:?}"),
+            r#"["engine_temp_c > 100", "oil_pressure_kpa < 150 for 5m", "engine_temp_c rises 15 within 10m", "coolant_c falls 20 within 5m"]"#
+        );
+        let e =
+            parse_alert_rules("engine_temp_c > 100, oil_pressure_kpa < 150 for 2d").unwrap_err();
+        assert!(
+            e.starts_with("FLEETWATCH_ALERT_RULES: \"oil_pressure_kpa < 150 for 2d\""),
+            "{e}"
+        );
+        assert!(e.contains("from 1s to 24h"), "{e}");
     }
 }

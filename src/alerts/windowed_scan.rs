@@ -1,0 +1,283 @@
+//! Where the windowed rules' readings come from: the readings table, read
+//! back around each object's readings, so a windowed rule gives the same
+//! alerts however a vehicle's readings are split into files and in
+//! whatever order (or at the same moment) the files are processed.
+//!
+//! Per object, [`WindowedScan`] keeps each device's span (earliest and
+//! latest event time) of the readings the object STORED. At the object's
+//! end (and earlier, once it tracks more than [`MAX_DEVICES`] devices, so
+//! memory stays bounded) it reads each device's readings back from the
+//! table with one strongly consistent `Query` (paged, at most
+//! [`QUERIES_IN_FLIGHT`] devices at once), from `min − 2·W` to `max + 2·W`
+//! (W: the longest window among the windowed rules), only the timestamp and
+//! the rules' fields, and runs the [`Evaluator`]s over it in one streaming
+//! pass. It reports the breaches at readings from `min` to `max + 2·W`:
+//! every breach whose evidence holds one of this object's readings. A rise
+//! at b depends on readings in [b − W, b]; a sustained breach at r on the
+//! readings of its run from the last one at least the duration D before r,
+//! all within (r − 2·D, r] (each gap is at most D). So a breach that
+//! depends on a reading at t of this object lies in [t, t + 2·W), and what
+//! decides it lies within 2·W before it. (A report range of `max + W`
+//! would miss a sustained breach at p + 1.5·D that needs this object's
+//! reading p and two readings of another file.) The breaches fold into the
+//! [`BreachLog`] like a threshold's: one alert per device, rule and
+//! cooldown window, and the ledger makes two objects that both see a
+//! breach one alert.
+//!
+//! **Why this holds under concurrency.** Each object queries after its own
+//! readings are stored, and the queries are strongly consistent (a read
+//! sees every write that returned before it). Of the objects whose readings
+//! a breach depends on, the one that queries last sees all of them stored,
+//! and its ranges cover the breach: every breach is found by at least one
+//! object, whatever the order or overlap of their processing.
+//!
+//! **What it cannot do.** A rate of change only gains breaches as readings
+//! arrive, but a sustained run can be broken by a reading that arrives
+//! later: a run seen while a file holding a good reading in its middle has
+//! not been processed yet alerts on what is stored, and the alert is not
+//! taken back. Files that each hold a contiguous span, delivered in or out
+//! of order, never show such a run.
+//!
+//! The read-back is a held step: while DynamoDB fails it is retried in
+//! place (from the device's start: the evaluators restart), so no alert is
+//! lost. Its cost is one `Query` per device per object (more pages for long
+//! series), reading the object's readings again plus 4·W of context;
+//! nothing at all when no windowed rule is configured.
+//!
+//! A dry run (`process --dry-run`) stores nothing, so there each object is
+//! evaluated alone, its readings in the order they come: a reading earlier
+//! than its device's previous one is left out of the windowed rules (and
+//! counted in a warning).
+
+use std::collections::HashMap;
+
+use futures_util::stream::{self, StreamExt};
+
+use super::BreachLog;
+use super::rules::AlertRule;
+use super::windowed::Evaluator;
+use crate::fleet_status::MAX_DEVICES;
+use crate::retry::{self, Attempt};
+use crate::storage::{ReadingStore, StoreError};
+use crate::telemetry::{Reading, Timestamp};
+
+/// Devices read back at once per object.
+pub const QUERIES_IN_FLIGHT: usize = 16;
+
+/// The windowed rules of one object, and what it has shown of them so far.
+#[derive(Debug)]
+pub struct WindowedScan<'p> {
+    /// The windowed rules, each with its index among the safety rules (the
+    /// [`BreachLog`]'s) and the index of its field in `fields`.
+    rules: Vec<(usize, &'p AlertRule, usize)>,
+    /// The fields the windowed rules read, each once: the read-back's
+    /// projection.
+    fields: Vec<String>,
+    /// 2·W in milliseconds: how far around a device's span the table is
+    /// read and breaches are reported.
+    reach: i64,
+    /// Read back from the table, or evaluate the object alone.
+    how: How,
+}
+
+#[derive(Debug)]
+enum How {
+    /// The object's readings are stored: track each device's span of
+    /// them, read back at the end.
+    ReadBack {
+        /// Each device's earliest and latest stored reading.
+        spans: HashMap<String, (Timestamp, Timestamp)>,
+    },
+    /// Nothing is stored (a dry run): evaluate the readings as they come.
+    InObject {
+        /// Each device's evaluators, one per windowed rule.
+        devices: HashMap<String, Vec<Evaluator>>,
+        /// Readings left out for coming before their device's previous one
+        /// (of evaluators already dropped past [`MAX_DEVICES`]).
+        out_of_order: u64,
+    },
+}
+
+impl<'p> WindowedScan<'p> {
+    /// The scan of `rules` (the safety rules, as given to the
+    /// [`BreachLog`]); `None` when none is windowed. `read_back`: the
+    /// object's readings are stored, and read back to be evaluated.
+    pub fn new(rules: &'p [AlertRule], read_back: bool) -> Option<WindowedScan<'p>> {
+        let mut fields: Vec<String> = Vec::new();
+        let mut windowed = Vec::new();
+        let mut longest = 0;
+        for (index, rule) in rules.iter().enumerate() {
+            let Some(window) = rule.window() else {
+                continue;
+            };
+            longest = longest.max(window.millis());
+            let field = match fields.iter().position(|f| *f == rule.field) {
+                Some(i) => i,
+                None => {
+                    fields.push(rule.field.clone());
+                    fields.len() - 1
+                }
+            };
+            windowed.push((index, rule, field));
+        }
+        if windowed.is_empty() {
+            return None;
+        }
+        let how = if read_back {
+            How::ReadBack {
+                spans: HashMap::new(),
+            }
+        } else {
+            How::InObject {
+                devices: HashMap::new(),
+                out_of_order: 0,
+            }
+        };
+        Some(WindowedScan {
+            rules: windowed,
+            fields,
+            reach: 2 * longest,
+            how,
+        })
+    }
+
+    /// One reading of the object, stored (or, in a dry run, built); in a
+    /// dry run its breaches go to `breaches` at once.
+    pub fn stored(&mut self, reading: &Reading, breaches: &mut BreachLog<'p>) {
+        let at = reading.timestamp;
+        match &mut self.how {
+            How::ReadBack { spans } => {
+                if let Some((min, max)) = spans.get_mut(&reading.device_id) {
+                    *min = (*min).min(at);
+                    *max = (*max).max(at);
+                } else {
+                    spans.insert(reading.device_id.clone(), (at, at));
+                }
+            }
+            How::InObject {
+                devices,
+                out_of_order,
+            } => {
+                if !devices.contains_key(&reading.device_id) && devices.len() >= MAX_DEVICES {
+                    // Bounded memory: the windows restart.
+                    *out_of_order += devices
+                        .values()
+                        .flatten()
+                        .map(Evaluator::out_of_order)
+                        .sum::<u64>();
+                    devices.clear();
+                }
+                let evaluators = devices.entry(reading.device_id.clone()).or_insert_with(|| {
+                    self.rules
+                        .iter()
+                        .filter_map(|(_, rule, _)| Evaluator::new(rule))
+                        .collect()
+                });
+                for ((index, rule, _), evaluator) in self.rules.iter().zip(evaluators) {
+                    if let Some(value) = reading.number(&rule.field)
+                        && let Some(breach) = evaluator.push(at, value)
+                    {
+                        breaches.record_windowed(&reading.device_id, *index, &breach);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether to [`evaluate`](WindowedScan::evaluate) now rather than at
+    /// the object's end: the spans tracked reached [`MAX_DEVICES`].
+    pub fn is_full(&self) -> bool {
+        match &self.how {
+            How::ReadBack { spans } => spans.len() >= MAX_DEVICES,
+            How::InObject { .. } => false,
+        }
+    }
+
+    /// Reads back the devices tracked so far and folds their breaches into
+    /// `breaches`, then starts afresh; a held step (see the module comment).
+    /// In a dry run, only warns about readings left out.
+    pub async fn evaluate(
+        &mut self,
+        store: &ReadingStore,
+        attempt: Attempt<'_>,
+        breaches: &mut BreachLog<'p>,
+    ) -> Result<(), StoreError> {
+        let spans = match &mut self.how {
+            How::ReadBack { spans } => std::mem::take(spans),
+            How::InObject {
+                devices,
+                out_of_order,
+            } => {
+                let left_out = *out_of_order
+                    + devices
+                        .values()
+                        .flatten()
+                        .map(Evaluator::out_of_order)
+                        .sum::<u64>();
+                if left_out > 0 {
+                    tracing::warn!(
+                        readings = left_out,
+                        "a dry run evaluates windowed rules on each object alone, in the order of its lines; readings earlier than their device's previous one were left out of them"
+                    );
+                }
+                return Ok(());
+            }
+        };
+        let devices = spans.len();
+        let blank = breaches.sibling();
+        let this = &*self;
+        let mut logs = stream::iter(spans.into_iter().map(|(device, span)| {
+            let blank = &blank;
+            async move {
+                retry::hold(attempt, "evaluating windowed rules", || {
+                    this.read_back(store, &device, span, blank.sibling())
+                })
+                .await
+            }
+        }))
+        .buffer_unordered(QUERIES_IN_FLIGHT);
+        let mut read = 0;
+        while let Some(result) = logs.next().await {
+            let (log, readings) = result?;
+            read += readings;
+            breaches.absorb(log);
+        }
+        tracing::debug!(
+            devices,
+            readings = read,
+            "windowed rules evaluated on the readings read back"
+        );
+        Ok(())
+    }
+
+    /// One device: its readings read back around `(min, max)` through the
+    /// evaluators; the breaches it reports, in `log`, and the readings read.
+    async fn read_back(
+        &self,
+        store: &ReadingStore,
+        device: &str,
+        (min, max): (Timestamp, Timestamp),
+        mut log: BreachLog<'p>,
+    ) -> Result<(BreachLog<'p>, u64), StoreError> {
+        let from = Timestamp::from_unix_millis(min.unix_millis().saturating_sub(self.reach).max(0));
+        let to = Timestamp::from_unix_millis(max.unix_millis().saturating_add(self.reach));
+        let mut evaluators: Vec<Evaluator> = self
+            .rules
+            .iter()
+            .filter_map(|(_, rule, _)| Evaluator::new(rule))
+            .collect();
+        let read = store
+            .read_series(device, (from, to), &self.fields, |at, values| {
+                for ((index, _, field), evaluator) in self.rules.iter().zip(&mut evaluators) {
+                    if let Some(value) = values.get(*field).copied().flatten()
+                        && let Some(breach) = evaluator.push(at, value)
+                        && at >= min
+                    {
+                        log.record_windowed(device, *index, &breach);
+                    }
+                }
+            })
+            .await?;
+        Ok((log, read))
+    }
+}
