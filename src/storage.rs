@@ -28,6 +28,10 @@
 //! item, so only the items that fail alone are rejected. Every other
 //! failure (throttling, 5xx, timeouts) is returned, so the message is not
 //! deleted.
+//!
+//! [`ReadingStore::read_series`] reads a device's readings back (one paged,
+//! strongly consistent `Query` on the key), for the windowed alert rules
+//! (`alerts::windowed_scan`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -96,15 +96,15 @@ fn received(alerts: &[serde_json::Value]) -> BTreeMap<(String, String, String), 
     out
 }
 
-fn worker(stack: &Stack) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let rules = format!("{RISES}, {SUSTAINED}");
+/// A worker with `rules` (`FLEETWATCH_ALERT_RULES`).
+fn worker_with(stack: &Stack, rules: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let settings = common::worker_settings(
         stack,
         &[
             "--alert-topic-arn",
             &stack.resources.topic_arn,
             "--alert-rules",
-            &rules,
+            rules,
             "--maintenance-alert-score",
             "off",
             "--concurrency",
@@ -125,6 +125,11 @@ fn worker(stack: &Stack) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         }
     });
     (shutdown, handle)
+}
+
+/// A worker with both rules.
+fn worker(stack: &Stack) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    worker_with(stack, &format!("{RISES}, {SUSTAINED}"))
 }
 
 async fn processed(n: usize) {
@@ -273,4 +278,49 @@ async fn two_workers_processing_the_files_at_once_alert_as_one_file() {
         shutdown.cancel();
         let _ = handle.await;
     }
+}
+
+/// A sustained breach can depend on a reading up to twice the duration
+/// before it: low at minute 1 (file A), 5 and 8.5 (file B), the gaps under
+/// 5 minutes, so the run reaches 5 minutes only at 8.5 (7.5 minutes). File
+/// B processed first sees a run of 3.5 minutes; file A, processed after,
+/// must report the breach at 8.5, 7.5 minutes past its own last reading (more than the
+/// longest window: the only rule is the sustained one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sustained_breach_after_the_object_s_last_reading_is_reported_by_it() {
+    common::install_metrics();
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let (shutdown, handle) = worker_with(&stack, SUSTAINED);
+    let line = |seconds: i64, oil: u32| {
+        format!(
+            "{{\"device_id\":\"LATE\",\"timestamp\":{},\"oil_pressure_kpa\":{oil}}}",
+            T0 + seconds
+        )
+    };
+    let b = [line(300, 120), line(510, 120), line(540, 300)];
+    stack.put_object("late/b.jsonl", b.join("\n")).await;
+    processed(1).await;
+    assert_eq!(received(&stack.drain_alerts().await).len(), 0);
+    let a = [line(0, 300), line(60, 120)];
+    stack.put_object("late/a.jsonl", a.join("\n")).await;
+    processed(2).await;
+    let got = wait_for("the sustained alert", WAIT, || async {
+        let got = received(&stack.drain_alerts().await);
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        [(
+            (
+                "LATE".to_owned(),
+                SUSTAINED.to_owned(),
+                "2025-10-19T22:45:00.000Z".to_owned()
+            ),
+            1
+        )]
+    );
+    shutdown.cancel();
+    let _ = handle.await;
 }

@@ -180,7 +180,7 @@ impl Evaluator {
                 if comparison.severity_distance(value) > comparison.severity_distance(*worst) {
                     *worst = value;
                 }
-                (at.unix_millis() - since.unix_millis() >= *duration).then(|| WindowedBreach {
+                (at.unix_millis() - since.unix_millis() >= *duration).then_some(WindowedBreach {
                     at,
                     value,
                     finding: Finding::Sustained {

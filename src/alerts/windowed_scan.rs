@@ -281,3 +281,66 @@ impl<'p> WindowedScan<'p> {
         Ok((log, read))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::Cooldown;
+    use crate::alerts::windowed::Finding;
+    use crate::telemetry::{Number, Value};
+
+    fn reading(device: &str, minute: i64, temp: &str) -> Reading {
+        Reading {
+            device_id: device.into(),
+            timestamp: Timestamp::from_unix_millis(minute * 60_000),
+            fields: vec![(
+                "engine_temp_c".into(),
+                Value::Number(Number::parse(temp).unwrap()),
+            )],
+        }
+    }
+
+    #[test]
+    fn no_windowed_rule_no_scan() {
+        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
+        assert!(WindowedScan::new(&rules, true).is_none());
+        assert!(WindowedScan::new(&[], false).is_none());
+    }
+
+    /// In a dry run the object's readings are evaluated as they come, per
+    /// device; a reading out of order is left out.
+    #[tokio::test]
+    async fn a_dry_run_evaluates_the_object_alone() {
+        let rules: Vec<AlertRule> = vec![
+            "engine_temp_c > 200".parse().unwrap(),
+            "engine_temp_c rises 15 within 10m".parse().unwrap(),
+        ];
+        let mut scan = WindowedScan::new(&rules, false).unwrap();
+        assert_eq!(scan.reach, 20 * 60_000);
+        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        for r in [
+            reading("A", 0, "80"),
+            reading("B", 0, "80"),
+            reading("A", 5, "90"),
+            reading("B", 20, "99"), // 20 minutes later: no rise within 10m
+            reading("A", 3, "60"),  // out of order: left out
+            reading("A", 8, "96"),  // +16 from minute 0
+        ] {
+            scan.stored(&r, &mut log);
+        }
+        assert!(!scan.is_full());
+        let alerts = log.into_alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!(a.id.device_id, "A");
+        assert_eq!(a.id.rule, "engine_temp_c rises 15 within 10m");
+        assert_eq!(a.breaches.worst_value, "96");
+        assert_eq!(
+            a.breaches.finding,
+            Some(Finding::Change {
+                from_at: Timestamp::from_unix_millis(0),
+                from: 80.0
+            })
+        );
+    }
+}
