@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::fault_proxy::{FaultConfig, FaultProxy};
 use common::{Moto, Stack, metric, wait_for};
 use fleetwatch::metrics as mx;
 use tokio_util::sync::CancellationToken;
@@ -98,6 +99,15 @@ fn received(alerts: &[serde_json::Value]) -> BTreeMap<(String, String, String), 
 
 /// A worker with `rules` (`FLEETWATCH_ALERT_RULES`).
 fn worker_with(stack: &Stack, rules: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    worker_on(stack, &stack.clients, rules)
+}
+
+/// A worker with `rules` on `clients` (the stack's, or through a proxy).
+fn worker_on(
+    stack: &Stack,
+    clients: &fleetwatch::aws::Clients,
+    rules: &str,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let settings = common::worker_settings(
         stack,
         &[
@@ -117,8 +127,7 @@ fn worker_with(stack: &Stack, rules: &str) -> (CancellationToken, tokio::task::J
     );
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn({
-        let worker =
-            common::build_worker(&settings, &stack.clients).into_worker(Default::default());
+        let worker = common::build_worker(&settings, clients).into_worker(Default::default());
         let shutdown = shutdown.clone();
         async move {
             let _ = worker.run(shutdown).await;
@@ -222,6 +231,7 @@ async fn windowed_rules_alert_alike_however_the_readings_are_split_and_ordered()
     // low readings around it: the run seen then is not the run there was
     // (the README says so). The slow climb never alerts: a rate of change
     // only gains breaches as readings arrive.
+    eprintln!("shuffled, nearly breaking: {:?}", of("MINUTES-SHUF-B"));
     assert!(
         of("MINUTES-SHUF-B").iter().all(|(rule, ..)| rule != RISES),
         "{got:#?}"
@@ -319,6 +329,56 @@ async fn a_sustained_breach_after_the_object_s_last_reading_is_reported_by_it() 
                 "2025-10-19T22:45:00.000Z".to_owned()
             ),
             1
+        )]
+    );
+    shutdown.cancel();
+    let _ = handle.await;
+}
+
+/// The read-back is a held step: while DynamoDB refuses every `Query`, the
+/// object's alerts wait (nothing is published, the message is not
+/// deleted); once it answers, they go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_read_back_holds_the_alerts_until_dynamodb_answers() {
+    common::install_metrics();
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultConfig::new(13).operation("dynamodb", "Query", 1.0),
+    )
+    .await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_config::Region::new(common::REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let clients = fleetwatch::aws::Clients::new(&config, true);
+    let (shutdown, handle) = worker_on(&stack, &clients, SUSTAINED);
+    let file = files(&[("HELD-A", true)], true).remove(0);
+    stack.put_object("held/all.jsonl", file.join("\n")).await;
+    wait_for("Query refused three times", WAIT, || async {
+        (proxy.injected("dynamodb") >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(stack.drain_alerts().await.len(), 0, "no alert while held");
+    assert_eq!(metric(mx::OBJECTS_PROCESSED, &[("outcome", "ok")]), 0.0);
+    proxy.heal();
+    processed(1).await;
+    let got = wait_for("the alert", WAIT, || async {
+        let got = received(&stack.drain_alerts().await);
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        got.into_keys().collect::<Vec<_>>(),
+        [(
+            "HELD-A".to_owned(),
+            SUSTAINED.to_owned(),
+            "2025-10-19T23:15:00.000Z".to_owned()
         )]
     );
     shutdown.cancel();
