@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alerts::rules::AlertRule;
+use crate::alerts::rule_book::RuleBook;
 use crate::alerts::windowed_scan::WindowedScan;
 use crate::alerts::{
     Alert, AlertError, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS,
@@ -210,7 +210,9 @@ pub struct Pipeline {
     pub s3: aws_sdk_s3::Client,
     pub store: ReadingStore,
     pub predictor: Predictor,
-    pub rules: Vec<AlertRule>,
+    /// The safety rules in force (configured, plus operators' overrides
+    /// when a refresh task keeps them current); read once per object.
+    pub rules: RuleBook,
     /// Where alerts go; `None` when no topic is configured.
     pub alerts: Option<AlertSink>,
     pub maintenance_min_score: Option<f64>,
@@ -479,11 +481,11 @@ struct ObjectRun<'p> {
     keys: KeyLedger,
     /// Exact duplicates skipped so far.
     duplicates: u64,
-    breaches: BreachLog<'p>,
+    breaches: BreachLog,
     /// The windowed rules' evaluation (`None` without windowed rules): the
     /// object's readings read back once stored; see
     /// [`crate::alerts::windowed_scan`].
-    windowed: Option<WindowedScan<'p>>,
+    windowed: Option<WindowedScan>,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
@@ -545,6 +547,8 @@ impl<'p> ObjectRun<'p> {
                 .map(|sink| sink.ledger.cooldown())
                 .unwrap_or_default(),
         };
+        // One rule set for the whole object, however the rules change meanwhile.
+        let rules = pipeline.rules.current();
         ObjectRun {
             pipeline,
             object,
@@ -556,13 +560,13 @@ impl<'p> ObjectRun<'p> {
             keys: KeyLedger::default(),
             duplicates: 0,
             breaches: BreachLog::new(
-                &pipeline.rules,
+                rules.clone(),
                 pipeline.maintenance_min_score,
                 cooldown,
                 &object.bucket,
                 &object.key,
             ),
-            windowed: WindowedScan::new(&pipeline.rules, mode == Mode::Live),
+            windowed: WindowedScan::new(rules, mode == Mode::Live),
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some(), counted.get()),
             status: StatusBatch::default(),

@@ -38,6 +38,7 @@ fn alert(device: &str, window: i64) -> Alert {
                 threshold: "100".into(),
             },
             model: None,
+            scope: None,
         },
         breaches: Breaches {
             count: 1,

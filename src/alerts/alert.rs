@@ -60,6 +60,10 @@ pub struct Condition {
     pub test: Test,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
+    /// The vehicles the rule was set for (`VHC001`, `TRK-*`, `fleet=north`)
+    /// when it is not a rule for every vehicle: the message says the rule
+    /// is an override.
+    pub scope: Option<String>,
 }
 
 /// What of a field breaks a rule: the rule's kind and its numbers, as
@@ -96,7 +100,8 @@ impl Test {
 }
 
 impl Condition {
-    /// The condition a safety rule's alerts quote.
+    /// The condition a safety rule's alerts quote (for every vehicle: the
+    /// scope is set per alert).
     pub fn of_rule(rule: &AlertRule) -> Condition {
         let test = match &rule.kind {
             RuleKind::Threshold(c) => Test::Compare {
@@ -126,6 +131,7 @@ impl Condition {
             field: rule.field.clone(),
             test,
             model: None,
+            scope: None,
         }
     }
 }

@@ -2,10 +2,12 @@
 //! cooldown window, with the count, the first and last time and the worst
 //! value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::alert::Test;
-use super::rules::{AlertRule, Op};
+use super::rule_set::RuleSet;
+use super::rules::Op;
 use super::windowed::{Finding, WindowedBreach, format_value};
 use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
 use crate::inference::explanation::Contribution;
@@ -21,17 +23,6 @@ pub const MAX_OPEN_ALERTS: usize = 1000;
 
 /// The rule name of maintenance alerts.
 pub const MAINTENANCE_RULE: &str = "maintenance_predicted";
-
-/// One safety rule, with what its alerts say precomputed once.
-#[derive(Debug, Clone)]
-struct SafetyRule<'a> {
-    /// The rule evaluated on every reading.
-    rule: &'a AlertRule,
-    /// The rule as written: part of the alert's identity.
-    text: String,
-    /// The condition its alerts quote.
-    condition: Condition,
-}
 
 /// An alert being folded, with the distance of its worst value past the
 /// threshold (kept as a number so a later breach compares without
@@ -49,9 +40,15 @@ struct OpenAlert {
 /// windows), not by readings; the pipeline [`take`](BreachLog::take)s them
 /// out early past [`MAX_OPEN_ALERTS`].
 #[derive(Debug)]
-pub struct BreachLog<'a> {
-    /// The safety rules, evaluated on every reading.
-    rules: Vec<SafetyRule<'a>>,
+pub struct BreachLog {
+    /// The safety rules in force when the object started (one set for the
+    /// whole object, however the rules change meanwhile).
+    rules: Arc<RuleSet>,
+    /// Which rules apply to each vehicle seen (by [`RuleSet::cache_key`]),
+    /// when the rules are scoped; empty when every vehicle gets them all.
+    applicable: HashMap<String, Arc<[usize]>>,
+    /// Every rule's index, for a set that is the same for every vehicle.
+    every_rule: Arc<[usize]>,
     /// A POSITIVE prediction scoring at least this raises a maintenance
     /// alert; `None` disables them.
     maintenance_min_score: Option<f64>,
@@ -64,27 +61,21 @@ pub struct BreachLog<'a> {
     source: Source,
 }
 
-impl<'a> BreachLog<'a> {
+impl BreachLog {
     /// `maintenance_min_score`: a POSITIVE prediction scoring at least this
     /// raises a maintenance alert; `None` disables maintenance alerts.
     /// `cooldown` must be the ledger's ([`super::ledger::AlertLedger::cooldown`]).
     pub fn new(
-        rules: &'a [AlertRule],
+        rules: Arc<RuleSet>,
         maintenance_min_score: Option<f64>,
         cooldown: Cooldown,
         bucket: &str,
         key: &str,
     ) -> Self {
-        let rules = rules
-            .iter()
-            .map(|rule| SafetyRule {
-                rule,
-                text: rule.to_string(),
-                condition: Condition::of_rule(rule),
-            })
-            .collect();
         BreachLog {
+            every_rule: (0..rules.entries().len()).collect(),
             rules,
+            applicable: HashMap::new(),
             maintenance_min_score,
             cooldown,
             open: BTreeMap::new(),
@@ -95,12 +86,28 @@ impl<'a> BreachLog<'a> {
         }
     }
 
+    /// The rules that apply to `reading`'s vehicle, worked out once per
+    /// vehicle (and group) of the object.
+    fn rules_for(&mut self, reading: &Reading) -> Arc<[usize]> {
+        if self.rules.is_uniform() {
+            return self.every_rule.clone();
+        }
+        let key = self.rules.cache_key(reading);
+        if let Some(found) = self.applicable.get(&key) {
+            return found.clone();
+        }
+        let found: Arc<[usize]> = self.rules.applicable(reading).into();
+        self.applicable.insert(key, found.clone());
+        found
+    }
+
     /// Evaluates every rule on one reading (and its prediction, if any).
     pub fn record(&mut self, reading: &Reading, prediction: Option<&Prediction>) {
-        for index in 0..self.rules.len() {
-            let rule = &self.rules[index];
-            if let Some(value) = rule.rule.breach(reading) {
-                let distance = rule.rule.severity_distance(value.as_f64());
+        let applicable = self.rules_for(reading);
+        for &index in applicable.iter() {
+            let rule = &self.rules.entries()[index].rule;
+            if let Some(value) = rule.breach(reading) {
+                let distance = rule.severity_distance(value.as_f64());
                 let breach = Breach {
                     kind: AlertKind::Safety,
                     index,
@@ -110,8 +117,10 @@ impl<'a> BreachLog<'a> {
                     finding: None,
                 };
                 self.fold(&reading.device_id, reading.timestamp, breach, |log| {
-                    let rule = &log.rules[index];
-                    (rule.text.clone(), rule.condition.clone())
+                    let entry = &log.rules.entries()[index];
+                    let mut condition = entry.condition.clone();
+                    condition.scope = log.rules.scope_of(reading, index).map(ToString::to_string);
+                    (entry.text.clone(), condition)
                 });
             }
         }
@@ -139,17 +148,24 @@ impl<'a> BreachLog<'a> {
                             threshold: format_score(min),
                         },
                         model: Some(p.model.clone()),
+                        scope: None,
                     },
                 )
             });
         }
     }
 
-    /// Folds one breach of a windowed rule (the safety rule `index`, as
-    /// given to [`BreachLog::new`]) by `device`, found by
-    /// [`super::windowed`].
-    pub fn record_windowed(&mut self, device: &str, index: usize, breach: &WindowedBreach) {
-        if index >= self.rules.len() {
+    /// Folds one breach of a windowed rule (the rule `index` of the
+    /// [`RuleSet`], for `scope`, as [`RuleSet::scope_of`] names it) by
+    /// `device`, found by [`super::windowed`].
+    pub fn record_windowed(
+        &mut self,
+        device: &str,
+        index: usize,
+        scope: Option<&str>,
+        breach: &WindowedBreach,
+    ) {
+        if index >= self.rules.entries().len() {
             return;
         }
         let value = format_value(breach.value);
@@ -162,16 +178,25 @@ impl<'a> BreachLog<'a> {
             finding: Some(&breach.finding),
         };
         self.fold(device, breach.at, folded, |log| {
-            let rule = &log.rules[index];
-            (rule.text.clone(), rule.condition.clone())
+            let entry = &log.rules.entries()[index];
+            let mut condition = entry.condition.clone();
+            condition.scope = scope.map(str::to_owned);
+            (entry.text.clone(), condition)
         });
+    }
+
+    /// The rules this log evaluates (the object's).
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
     }
 
     /// An empty log of the same rules, windows and object, for breaches
     /// gathered apart and then [`absorb`](BreachLog::absorb)ed.
-    pub fn sibling(&self) -> BreachLog<'a> {
+    pub fn sibling(&self) -> BreachLog {
         BreachLog {
             rules: self.rules.clone(),
+            applicable: HashMap::new(),
+            every_rule: self.every_rule.clone(),
             maintenance_min_score: self.maintenance_min_score,
             cooldown: self.cooldown,
             open: BTreeMap::new(),
@@ -181,7 +206,7 @@ impl<'a> BreachLog<'a> {
 
     /// Folds in the alerts of a [`sibling`](BreachLog::sibling): the same
     /// as if its breaches had been recorded here.
-    pub fn absorb(&mut self, other: BreachLog<'a>) {
+    pub fn absorb(&mut self, other: BreachLog) {
         for (key, theirs) in other.open {
             let Some(ours) = self.open.get_mut(&key) else {
                 self.open.insert(key, theirs);
@@ -306,6 +331,11 @@ mod tests {
     use super::*;
     use crate::telemetry::{Number, Timestamp, Value};
 
+    fn rules(rules: &[&str]) -> Arc<RuleSet> {
+        let configured: Vec<_> = rules.iter().map(|r| r.parse().unwrap()).collect();
+        Arc::new(RuleSet::new(&configured, &[]))
+    }
+
     fn reading(device: &str, minute: i64, temp: &str) -> Reading {
         Reading {
             device_id: device.into(),
@@ -319,8 +349,13 @@ mod tests {
 
     #[test]
     fn folds_breaches_per_device_and_rule() {
-        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["engine_temp_c > 100"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         log.record(&reading("VHC002", 3, "110"), None);
         log.record(&reading("VHC002", 1, "124"), None);
         log.record(&reading("VHC002", 2, "101"), None);
@@ -349,8 +384,13 @@ mod tests {
 
     #[test]
     fn the_worst_value_is_the_farthest_past_the_threshold() {
-        let rules: Vec<AlertRule> = vec!["oil_pressure_kpa < 150".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["oil_pressure_kpa < 150"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         let r = |minute: i64, v: &str| Reading {
             device_id: "VHC001".into(),
             timestamp: Timestamp::from_unix_millis(minute * 60_000),
@@ -368,8 +408,13 @@ mod tests {
 
     #[test]
     fn folds_per_cooldown_window() {
-        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["engine_temp_c > 100"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         // Minutes 14 and 15 straddle the 15-minute boundary; 44 is a third
         // window. Out of order on purpose.
         for (minute, temp) in [
@@ -417,8 +462,7 @@ mod tests {
 
     #[test]
     fn maintenance_alerts_need_a_positive_prediction_above_the_level() {
-        let rules: Vec<AlertRule> = vec![];
-        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(rules(&[]), Some(0.8), Cooldown::default(), "b", "k");
         let p = |label, score| Prediction {
             label,
             score,
@@ -442,8 +486,7 @@ mod tests {
     /// A maintenance alert says why with the reasons of its worst reading.
     #[test]
     fn a_maintenance_alert_keeps_the_reasons_of_its_worst_reading() {
-        let rules: Vec<AlertRule> = vec![];
-        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(rules(&[]), Some(0.8), Cooldown::default(), "b", "k");
         let p = |score, feature| Prediction {
             label: Label::Positive,
             score,

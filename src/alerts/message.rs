@@ -233,9 +233,16 @@ fn format_span(millis: i64) -> String {
 /// The human-readable text for email and the `default` protocol.
 pub fn email_text(alert: &Alert) -> String {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
+    // A scoped rule says whose it is, or the operator wonders why this
+    // vehicle has a limit the others do not.
+    let whose = c
+        .scope
+        .as_ref()
+        .map(|s| format!(" (the rule for {s})"))
+        .unwrap_or_default();
     let what = match (c.kind, &b.finding) {
         (AlertKind::Safety, Some(Finding::Change { from_at, from })) => format!(
-            "Vehicle {} broke the safety rule `{}`: {} went from {} at {from_at} to {} at {}.",
+            "Vehicle {} broke the safety rule `{}`{whose}: {} went from {} at {from_at} to {} at {}.",
             id.device_id,
             id.rule,
             c.field,
@@ -244,7 +251,7 @@ pub fn email_text(alert: &Alert) -> String {
             b.worst_at
         ),
         (AlertKind::Safety, Some(Finding::Sustained { since, worst })) => format!(
-            "Vehicle {} broke the safety rule `{}`: it held on every reading from {since} to {} ({}), worst value {}.",
+            "Vehicle {} broke the safety rule `{}`{whose}: it held on every reading from {since} to {} ({}), worst value {}.",
             id.device_id,
             id.rule,
             b.worst_at,
@@ -252,7 +259,7 @@ pub fn email_text(alert: &Alert) -> String {
             format_value(*worst)
         ),
         (AlertKind::Safety, None) => format!(
-            "Vehicle {} broke the safety rule `{}`: worst value {} at {}.",
+            "Vehicle {} broke the safety rule `{}`{whose}: worst value {} at {}.",
             id.device_id, id.rule, b.worst_value, b.worst_at
         ),
         (AlertKind::Maintenance, _) => format!(
@@ -304,6 +311,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "threshold": threshold,
         "window": window,
         "amount": amount,
+        "scope": c.scope,
         "breaches": b.count,
         "first_timestamp": b.first.to_string(),
         "last_timestamp": b.last.to_string(),
@@ -376,6 +384,7 @@ pub(crate) mod tests {
                     threshold: "100".into(),
                 },
                 model: None,
+                scope: None,
             },
             breaches: Breaches {
                 count: 1,
@@ -476,6 +485,28 @@ pub(crate) mod tests {
         assert_eq!(j["run"]["worst_value"], 121.0);
         assert_eq!(machine_json(&alert())["rule_kind"], "threshold");
         assert_eq!(format_span(7_200_000 + 5_000), "2h 5s");
+    }
+
+    /// A scoped rule's alert says whose rule it is, so an operator is not
+    /// left wondering why this vehicle alerts below the fleet's limit.
+    #[test]
+    fn a_scoped_rules_alert_names_its_scope() {
+        let mut a = alert();
+        assert!(machine_json(&a)["scope"].is_null());
+        a.id.rule = "engine_temp_c > 95".into();
+        a.condition.test = Test::Compare {
+            op: Op::Gt,
+            threshold: "95".into(),
+        };
+        a.condition.scope = Some("VHC002".into());
+        assert!(
+            email_text(&a).contains(
+                "broke the safety rule `engine_temp_c > 95` (the rule for VHC002): worst value 124"
+            ),
+            "{}",
+            email_text(&a)
+        );
+        assert_eq!(machine_json(&a)["scope"], "VHC002");
     }
 
     /// A maintenance alert says why the model flagged the vehicle, in

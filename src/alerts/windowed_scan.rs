@@ -50,11 +50,12 @@
 //! counted in a warning).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 
 use super::BreachLog;
-use super::rules::AlertRule;
+use super::rule_set::RuleSet;
 use super::windowed::Evaluator;
 use crate::fleet_status::MAX_DEVICES;
 use crate::retry::{self, Attempt};
@@ -66,18 +67,41 @@ pub const QUERIES_IN_FLIGHT: usize = 16;
 
 /// The windowed rules of one object, and what it has shown of them so far.
 #[derive(Debug)]
-pub struct WindowedScan<'p> {
-    /// The windowed rules, each with its index among the safety rules (the
-    /// [`BreachLog`]'s) and the index of its field in `fields`.
-    rules: Vec<(usize, &'p AlertRule, usize)>,
+pub struct WindowedScan {
+    /// The object's rule set (the [`BreachLog`]'s).
+    rules: Arc<RuleSet>,
+    /// The windowed rules: each one's index in the [`RuleSet`] and the
+    /// index of its field in `fields`.
+    windowed: Vec<(usize, usize)>,
     /// The fields the windowed rules read, each once: the read-back's
     /// projection.
     fields: Vec<String>,
     /// 2·W in milliseconds: how far around a device's span the table is
     /// read and breaches are reported.
     reach: i64,
+    /// The windowed rules that apply to the vehicles seen, by
+    /// [`RuleSet::cache_key`] (unused when every vehicle gets them all).
+    applicable: HashMap<String, Applying>,
+    /// Every windowed rule, for every vehicle.
+    every: Applying,
     /// Read back from the table, or evaluate the object alone.
     how: How,
+}
+
+/// The windowed rules that apply to a vehicle: each one's position in
+/// [`WindowedScan::windowed`] and the scope it was set for (quoted in the
+/// alert; `None` for every vehicle).
+type Applying = Arc<[(usize, Option<String>)]>;
+
+/// One device's stored readings in the object.
+#[derive(Debug)]
+struct Span {
+    /// The earliest reading's time.
+    min: Timestamp,
+    /// The latest reading's time.
+    max: Timestamp,
+    /// The windowed rules that apply to it (as its first reading showed).
+    rules: Applying,
 }
 
 #[derive(Debug)]
@@ -85,28 +109,30 @@ enum How {
     /// The object's readings are stored: track each device's span of
     /// them, read back at the end.
     ReadBack {
-        /// Each device's earliest and latest stored reading.
-        spans: HashMap<String, (Timestamp, Timestamp)>,
+        /// Each device's span.
+        spans: HashMap<String, Span>,
     },
     /// Nothing is stored (a dry run): evaluate the readings as they come.
     InObject {
-        /// Each device's evaluators, one per windowed rule.
-        devices: HashMap<String, Vec<Evaluator>>,
+        /// Each device's applicable windowed rules (position, scope) and
+        /// their evaluators.
+        devices: HashMap<String, (Applying, Vec<Evaluator>)>,
         /// Readings left out for coming before their device's previous one
         /// (of evaluators already dropped past [`MAX_DEVICES`]).
         out_of_order: u64,
     },
 }
 
-impl<'p> WindowedScan<'p> {
-    /// The scan of `rules` (the safety rules, as given to the
-    /// [`BreachLog`]); `None` when none is windowed. `read_back`: the
-    /// object's readings are stored, and read back to be evaluated.
-    pub fn new(rules: &'p [AlertRule], read_back: bool) -> Option<WindowedScan<'p>> {
+impl WindowedScan {
+    /// The scan of the object's `rules`; `None` when none is windowed.
+    /// `read_back`: the object's readings are stored, and read back to be
+    /// evaluated.
+    pub fn new(rules: Arc<RuleSet>, read_back: bool) -> Option<WindowedScan> {
         let mut fields: Vec<String> = Vec::new();
         let mut windowed = Vec::new();
         let mut longest = 0;
-        for (index, rule) in rules.iter().enumerate() {
+        for (index, entry) in rules.entries().iter().enumerate() {
+            let rule = &entry.rule;
             let Some(window) = rule.window() else {
                 continue;
             };
@@ -118,7 +144,7 @@ impl<'p> WindowedScan<'p> {
                     fields.len() - 1
                 }
             };
-            windowed.push((index, rule, field));
+            windowed.push((index, field));
         }
         if windowed.is_empty() {
             return None;
@@ -134,50 +160,110 @@ impl<'p> WindowedScan<'p> {
             }
         };
         Some(WindowedScan {
-            rules: windowed,
+            every: (0..windowed.len()).map(|p| (p, None)).collect(),
+            rules,
+            windowed,
             fields,
             reach: 2 * longest,
+            applicable: HashMap::new(),
             how,
         })
     }
 
+    /// The windowed rules that apply to `reading`'s vehicle.
+    fn applying(&mut self, reading: &Reading) -> Applying {
+        if self.rules.is_uniform() {
+            return self.every.clone();
+        }
+        let key = self.rules.cache_key(reading);
+        if let Some(found) = self.applicable.get(&key) {
+            return found.clone();
+        }
+        let applicable = self.rules.applicable(reading);
+        let found: Applying = self
+            .windowed
+            .iter()
+            .enumerate()
+            .filter(|(_, (index, _))| applicable.contains(index))
+            .map(|(position, (index, _))| {
+                let scope = self.rules.scope_of(reading, *index);
+                (position, scope.map(ToString::to_string))
+            })
+            .collect();
+        self.applicable.insert(key, found.clone());
+        found
+    }
+
+    /// Evaluators for the windowed rules at `positions`.
+    fn evaluators(&self, applying: &Applying) -> Vec<Evaluator> {
+        applying
+            .iter()
+            .filter_map(|(position, _)| {
+                let (index, _) = self.windowed[*position];
+                Evaluator::new(&self.rules.entries()[index].rule)
+            })
+            .collect()
+    }
+
     /// One reading of the object, stored (or, in a dry run, built); in a
     /// dry run its breaches go to `breaches` at once.
-    pub fn stored(&mut self, reading: &Reading, breaches: &mut BreachLog<'p>) {
+    pub fn stored(&mut self, reading: &Reading, breaches: &mut BreachLog) {
         let at = reading.timestamp;
+        let known = match &self.how {
+            How::ReadBack { spans } => spans.contains_key(&reading.device_id),
+            How::InObject { devices, .. } => devices.contains_key(&reading.device_id),
+        };
+        let applying = (!known).then(|| self.applying(reading));
+        let fresh = applying.as_ref().map(|a| self.evaluators(a));
         match &mut self.how {
-            How::ReadBack { spans } => {
-                if let Some((min, max)) = spans.get_mut(&reading.device_id) {
-                    *min = (*min).min(at);
-                    *max = (*max).max(at);
-                } else {
-                    spans.insert(reading.device_id.clone(), (at, at));
+            How::ReadBack { spans } => match (spans.get_mut(&reading.device_id), applying) {
+                (Some(span), _) => {
+                    span.min = span.min.min(at);
+                    span.max = span.max.max(at);
                 }
-            }
+                (None, Some(rules)) => {
+                    spans.insert(
+                        reading.device_id.clone(),
+                        Span {
+                            min: at,
+                            max: at,
+                            rules,
+                        },
+                    );
+                }
+                (None, None) => {}
+            },
             How::InObject {
                 devices,
                 out_of_order,
             } => {
-                if !devices.contains_key(&reading.device_id) && devices.len() >= MAX_DEVICES {
+                if !known && devices.len() >= MAX_DEVICES {
                     // Bounded memory: the windows restart.
                     *out_of_order += devices
                         .values()
-                        .flatten()
+                        .flat_map(|(_, e)| e)
                         .map(Evaluator::out_of_order)
                         .sum::<u64>();
                     devices.clear();
                 }
-                let evaluators = devices.entry(reading.device_id.clone()).or_insert_with(|| {
-                    self.rules
-                        .iter()
-                        .filter_map(|(_, rule, _)| Evaluator::new(rule))
-                        .collect()
-                });
-                for ((index, rule, _), evaluator) in self.rules.iter().zip(evaluators) {
-                    if let Some(value) = reading.number(&rule.field)
+                if let (Some(applying), Some(fresh)) = (applying, fresh) {
+                    devices.insert(reading.device_id.clone(), (applying, fresh));
+                }
+                let Some((applying, evaluators)) = devices.get_mut(&reading.device_id) else {
+                    return;
+                };
+                for ((position, scope), evaluator) in applying.iter().zip(evaluators) {
+                    let (index, _) = self.windowed[*position];
+                    let field = &self.rules.entries()[index].rule.field;
+                    if let Some(value) = reading.number(field)
                         && let Some(breach) = evaluator.push(at, value)
                     {
-                        breaches.record_windowed(&reading.device_id, *index, &breach);
+                        breaches.record_windowed(
+                            &reading.device_id,
+                            index,
+                            scope.as_deref(),
+                            &breach,
+                        );
                     }
                 }
             }
@@ -200,7 +286,7 @@ impl<'p> WindowedScan<'p> {
         &mut self,
         store: &ReadingStore,
         attempt: Attempt<'_>,
-        breaches: &mut BreachLog<'p>,
+        breaches: &mut BreachLog,
     ) -> Result<(), StoreError> {
         let spans = match &mut self.how {
             How::ReadBack { spans } => std::mem::take(spans),
@@ -211,7 +297,7 @@ impl<'p> WindowedScan<'p> {
                 let left_out = *out_of_order
                     + devices
                         .values()
-                        .flatten()
+                        .flat_map(|(_, e)| e)
                         .map(Evaluator::out_of_order)
                         .sum::<u64>();
                 if left_out > 0 {
@@ -230,7 +316,7 @@ impl<'p> WindowedScan<'p> {
             let blank = &blank;
             async move {
                 retry::hold(attempt, "evaluating windowed rules", || {
-                    this.read_back(store, &device, span, blank.sibling())
+                    this.read_back(store, &device, &span, blank.sibling())
                 })
                 .await
             }
@@ -250,30 +336,28 @@ impl<'p> WindowedScan<'p> {
         Ok(())
     }
 
-    /// One device: its readings read back around `(min, max)` through the
+    /// One device: its readings read back around its span through the
     /// evaluators; the breaches it reports, in `log`, and the readings read.
     async fn read_back(
         &self,
         store: &ReadingStore,
         device: &str,
-        (min, max): (Timestamp, Timestamp),
-        mut log: BreachLog<'p>,
-    ) -> Result<(BreachLog<'p>, u64), StoreError> {
+        span: &Span,
+        mut log: BreachLog,
+    ) -> Result<(BreachLog, u64), StoreError> {
+        let (min, max) = (span.min, span.max);
         let from = Timestamp::from_unix_millis(min.unix_millis().saturating_sub(self.reach).max(0));
         let to = Timestamp::from_unix_millis(max.unix_millis().saturating_add(self.reach));
-        let mut evaluators: Vec<Evaluator> = self
-            .rules
-            .iter()
-            .filter_map(|(_, rule, _)| Evaluator::new(rule))
-            .collect();
+        let mut evaluators = self.evaluators(&span.rules);
         let read = store
             .read_series(device, (from, to), &self.fields, |at, values| {
-                for ((index, _, field), evaluator) in self.rules.iter().zip(&mut evaluators) {
-                    if let Some(value) = values.get(*field).copied().flatten()
+                for ((position, scope), evaluator) in span.rules.iter().zip(&mut evaluators) {
+                    let (index, field) = self.windowed[*position];
+                    if let Some(value) = values.get(field).copied().flatten()
                         && let Some(breach) = evaluator.push(at, value)
                         && at >= min
                     {
-                        log.record_windowed(device, *index, &breach);
+                        log.record_windowed(device, index, scope.as_deref(), &breach);
                     }
                 }
             })
@@ -286,8 +370,14 @@ impl<'p> WindowedScan<'p> {
 mod tests {
     use super::*;
     use crate::alerts::Cooldown;
+    use crate::alerts::rule_set::ScopedRule;
     use crate::alerts::windowed::Finding;
     use crate::telemetry::{Number, Value};
+
+    fn rule_set(rules: &[&str]) -> Arc<RuleSet> {
+        let configured: Vec<ScopedRule> = rules.iter().map(|r| r.parse().unwrap()).collect();
+        Arc::new(RuleSet::new(&configured, &[]))
+    }
 
     fn reading(device: &str, minute: i64, temp: &str) -> Reading {
         Reading {
@@ -302,23 +392,27 @@ mod tests {
 
     #[test]
     fn no_windowed_rule_no_scan() {
-        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        assert!(WindowedScan::new(&rules, true).is_none());
-        assert!(WindowedScan::new(&[], false).is_none());
+        assert!(WindowedScan::new(rule_set(&["engine_temp_c > 100"]), true).is_none());
+        assert!(WindowedScan::new(rule_set(&[]), false).is_none());
     }
 
     /// In a dry run the object's readings are evaluated as they come, per
-    /// device; a reading out of order is left out.
+    /// device and with the rules that apply to it; a reading out of order
+    /// is left out.
     #[tokio::test]
     async fn a_dry_run_evaluates_the_object_alone() {
-        let rules: Vec<AlertRule> = vec![
-            "engine_temp_c > 200".parse().unwrap(),
-            "engine_temp_c rises 15 within 10m".parse().unwrap(),
-        ];
-        let mut scan = WindowedScan::new(&rules, false).unwrap();
+        let rules = rule_set(&[
+            "engine_temp_c > 200",
+            "engine_temp_c rises 15 within 10m",
+            // C's own rule on the field replaces the fleet's for C.
+            "C: engine_temp_c rises 5 within 10m",
+        ]);
+        let mut scan = WindowedScan::new(rules.clone(), false).unwrap();
         assert_eq!(scan.reach, 20 * 60_000);
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(rules, None, Cooldown::default(), "b", "k");
         for r in [
+            reading("C", 0, "80"),
+            reading("C", 5, "86"), // +6: C's rule, not the fleet's
             reading("A", 0, "80"),
             reading("B", 0, "80"),
             reading("A", 5, "90"),
@@ -330,8 +424,13 @@ mod tests {
         }
         assert!(!scan.is_full());
         let alerts = log.into_alerts();
-        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts.len(), 2, "{alerts:#?}");
+        let c = &alerts[1];
+        assert_eq!(c.id.device_id, "C");
+        assert_eq!(c.id.rule, "engine_temp_c rises 5 within 10m");
+        assert_eq!(c.condition.scope.as_deref(), Some("C"));
         let a = &alerts[0];
+        assert_eq!(a.condition.scope, None);
         assert_eq!(a.id.device_id, "A");
         assert_eq!(a.id.rule, "engine_temp_c rises 15 within 10m");
         assert_eq!(a.breaches.worst_value, "96");
