@@ -52,6 +52,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Alarm;
+use crate::alerts::alert::Test;
 use crate::alerts::rules::Op;
 use crate::alerts::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
 use crate::failure::{Classify, FailureClass, classify_sdk};
@@ -194,8 +195,10 @@ pub fn alert(
         condition: Condition {
             kind: AlertKind::Silent,
             field: "silent_for".into(),
-            op: Op::Ge,
-            threshold: human(after),
+            test: Test::Compare {
+                op: Op::Ge,
+                threshold: human(after),
+            },
             model: None,
             scope: None,
         },
@@ -206,6 +209,7 @@ pub fn alert(
             worst_value: human(silent_for),
             worst_at: now,
             explanation: Vec::new(),
+            finding: None,
         },
         // No object shows a silence.
         source: Source {
