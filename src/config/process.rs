@@ -40,7 +40,8 @@ pub struct ProcessSettings {
     pub no_alerts: bool,
 
     /// Parse, predict and build the items and alerts, but send nothing; print
-    /// the counts, readings/s and CPU seconds. Local files need no AWS access.
+    /// the counts, the first alerts, readings/s, CPU seconds and peak RSS.
+    /// Local files need no AWS access.
     #[arg(long)]
     pub dry_run: bool,
 
