@@ -50,6 +50,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .with_context(|| format!("history of {}", settings.device)),
         Command::Status(settings) => ops::status::command(&settings).await.context("status"),
         Command::Alarms(settings) => ops::alarms::command(&settings).await.context("alarms"),
+        Command::Rules(settings) => ops::rules::command(&settings).await.context("rules"),
     }
 }
 

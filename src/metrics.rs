@@ -47,6 +47,8 @@ pub const FEATURE_CONTEXT_EVICTIONS: &str = "fleetwatch_feature_context_eviction
 pub const INFERENCE_ROWS: &str = "fleetwatch_inference_rows_total";
 pub const AWS_TIMEOUTS: &str = "fleetwatch_aws_timeouts_total";
 pub const AWS_REQUESTS: &str = "fleetwatch_aws_requests_total";
+pub const RULE_OVERRIDES: &str = "fleetwatch_rule_overrides";
+pub const RULE_REFRESH_ERRORS: &str = "fleetwatch_rule_refresh_errors_total";
 
 /// Registers descriptions (the `# HELP` lines) and zero values for the
 /// counters whose absence would otherwise be ambiguous on a dashboard.
@@ -217,8 +219,19 @@ pub fn describe() {
         Unit::Count,
         "HTTP requests sent to AWS, SDK retries included, by service (sqs, s3, dynamodb, sns, sagemaker) and operation (e.g. BatchWriteItem)"
     );
+    describe_gauge!(
+        RULE_OVERRIDES,
+        Unit::Count,
+        "Rules stored with `fleetwatch rules set` that the worker applies now, over every scope"
+    );
+    describe_counter!(
+        RULE_REFRESH_ERRORS,
+        Unit::Count,
+        "Failed reads of the rule overrides; the worker keeps the rules it last read"
+    );
     gauge!(MESSAGES_IN_FLIGHT).set(0.0);
     gauge!(MESSAGES_PARKED).set(0.0);
+    counter!(RULE_REFRESH_ERRORS).absolute(0);
 }
 
 pub fn messages_received(n: usize) {
@@ -365,4 +378,14 @@ pub fn aws_timeout(service: &'static str, kind: &'static str) {
 /// One request to `service` went out (an attempt: SDK retries count).
 pub fn aws_request(service: &'static str, operation: &str) {
     counter!(AWS_REQUESTS, "service" => service, "operation" => operation.to_owned()).increment(1);
+}
+
+/// The rule overrides in force changed (or were read for the first time).
+pub fn rule_overrides(rules: usize) {
+    gauge!(RULE_OVERRIDES).set(rules as f64);
+}
+
+/// Reading the rule overrides failed.
+pub fn rule_refresh_error() {
+    counter!(RULE_REFRESH_ERRORS).increment(1);
 }

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alerts::rules::AlertRule;
+use crate::alerts::rule_book::RuleBook;
 use crate::alerts::{
     Alert, AlertError, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS,
 };
@@ -216,7 +216,9 @@ pub struct Pipeline {
     pub s3: aws_sdk_s3::Client,
     pub store: ReadingStore,
     pub predictor: Predictor,
-    pub rules: Vec<AlertRule>,
+    /// The safety rules in force (configured, plus operators' overrides
+    /// when a refresh task keeps them current); read once per object.
+    pub rules: RuleBook,
     /// Where alerts go; `None` when no topic is configured.
     pub alerts: Option<AlertSink>,
     pub maintenance_min_score: Option<f64>,
@@ -486,7 +488,7 @@ struct ObjectRun<'p> {
     keys: KeyLedger,
     /// Exact duplicates skipped so far.
     duplicates: u64,
-    breaches: BreachLog<'p>,
+    breaches: BreachLog,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
@@ -559,7 +561,7 @@ impl<'p> ObjectRun<'p> {
             keys: KeyLedger::default(),
             duplicates: 0,
             breaches: BreachLog::new(
-                &pipeline.rules,
+                pipeline.rules.current(),
                 pipeline.maintenance_min_score,
                 cooldown,
                 &object.bucket,

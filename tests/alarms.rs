@@ -35,6 +35,7 @@ fn alert(device: &str, window: i64) -> Alert {
             op: Op::Gt,
             threshold: "100".into(),
             model: None,
+            scope: None,
         },
         breaches: Breaches {
             count: 1,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Moto, Stack};
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
-use fleetwatch::alerts::rules::AlertRule;
+use fleetwatch::alerts::rule_set::RuleSet;
 use fleetwatch::alerts::{AlertSink, BreachLog, ClaimOwner, Cooldown};
 use fleetwatch::telemetry::{Number, Reading, Timestamp, Value};
 
@@ -91,7 +91,7 @@ async fn every_breaching_window_is_alerted_exactly_once_whatever_the_files() {
             stack.resources.alarm_table.clone(),
         ),
     };
-    let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
+    let rules = std::sync::Arc::new(RuleSet::new(&["engine_temp_c > 100".parse().unwrap()], &[]));
 
     // A vehicle driving from 22:45 to 23:55 that runs hot from 22:47 to
     // 23:42: 55 hot minutes over the windows 22:45, 23:00, 23:15 and 23:30.
@@ -132,7 +132,7 @@ async fn every_breaching_window_is_alerted_exactly_once_whatever_the_files() {
         {
             let key = format!("{device}/part-{n}.jsonl");
             let mut log = BreachLog::new(
-                &rules,
+                rules.clone(),
                 None,
                 Cooldown::new(COOLDOWN),
                 "fleet-telemetry",

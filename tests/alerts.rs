@@ -34,6 +34,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
             op: Op::Gt,
             threshold: "100".into(),
             model: None,
+            scope: None,
         },
         breaches: Breaches {
             count: 1,

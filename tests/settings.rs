@@ -21,7 +21,7 @@ fn required_args(subcommand: &str, dir: &std::path::Path) -> Vec<String> {
         "simulate" => vec!["--out".into(), dir.display().to_string()],
         "history" => vec!["VHC001".into()],
         "status" => vec!["--queue-url".into(), "http://localhost/q".into()],
-        "alarms" => vec!["list".into()],
+        "alarms" | "rules" => vec!["list".into()],
         _ => vec![],
     }
 }

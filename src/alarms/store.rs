@@ -628,12 +628,25 @@ impl AlarmStore {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        AlarmError::Call {
-            operation,
-            table: self.table.clone(),
-            message: DisplayErrorContext(e).to_string(),
-            class: classify_sdk(e),
-        }
+        call_error(&self.table, operation, e)
+    }
+}
+
+/// A failed call on the alarm table (alarms here, and the rule overrides
+/// of [`crate::alerts::rule_store`], which live in the same table).
+pub(crate) fn call_error<E>(
+    table: &str,
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+) -> AlarmError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    AlarmError::Call {
+        operation,
+        table: table.to_owned(),
+        message: DisplayErrorContext(e).to_string(),
+        class: classify_sdk(e),
     }
 }
 

@@ -61,6 +61,10 @@ pub struct Condition {
     pub threshold: String,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
+    /// The vehicles the rule was set for (`VHC001`, `TRK-*`, `fleet=north`)
+    /// when it is not a rule for every vehicle: the message says the rule
+    /// is an override.
+    pub scope: Option<String>,
 }
 
 /// The breaches of one alert's window, as far as one object (or the part of

@@ -2,9 +2,11 @@
 //! cooldown window, with the count, the first and last time and the worst
 //! value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use super::rules::{AlertRule, Op};
+use super::rule_set::RuleSet;
+use super::rules::Op;
 use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
 use crate::inference::explanation::Contribution;
 use crate::inference::{Label, Prediction};
@@ -19,17 +21,6 @@ pub const MAX_OPEN_ALERTS: usize = 1000;
 
 /// The rule name of maintenance alerts.
 pub const MAINTENANCE_RULE: &str = "maintenance_predicted";
-
-/// One safety rule, with what its alerts say precomputed once.
-#[derive(Debug)]
-struct SafetyRule<'a> {
-    /// The rule evaluated on every reading.
-    rule: &'a AlertRule,
-    /// The rule as written: part of the alert's identity.
-    text: String,
-    /// The condition its alerts quote.
-    condition: Condition,
-}
 
 /// An alert being folded, with the distance of its worst value past the
 /// threshold (kept as a number so a later breach compares without
@@ -47,9 +38,15 @@ struct OpenAlert {
 /// windows), not by readings; the pipeline [`take`](BreachLog::take)s them
 /// out early past [`MAX_OPEN_ALERTS`].
 #[derive(Debug)]
-pub struct BreachLog<'a> {
-    /// The safety rules, evaluated on every reading.
-    rules: Vec<SafetyRule<'a>>,
+pub struct BreachLog {
+    /// The safety rules in force when the object started (one set for the
+    /// whole object, however the rules change meanwhile).
+    rules: Arc<RuleSet>,
+    /// Which rules apply to each vehicle seen (by [`RuleSet::cache_key`]),
+    /// when the rules are scoped; empty when every vehicle gets them all.
+    applicable: HashMap<String, Arc<[usize]>>,
+    /// Every rule's index, for a set that is the same for every vehicle.
+    every_rule: Arc<[usize]>,
     /// A POSITIVE prediction scoring at least this raises a maintenance
     /// alert; `None` disables them.
     maintenance_min_score: Option<f64>,
@@ -62,33 +59,21 @@ pub struct BreachLog<'a> {
     source: Source,
 }
 
-impl<'a> BreachLog<'a> {
+impl BreachLog {
     /// `maintenance_min_score`: a POSITIVE prediction scoring at least this
     /// raises a maintenance alert; `None` disables maintenance alerts.
     /// `cooldown` must be the ledger's ([`super::ledger::AlertLedger::cooldown`]).
     pub fn new(
-        rules: &'a [AlertRule],
+        rules: Arc<RuleSet>,
         maintenance_min_score: Option<f64>,
         cooldown: Cooldown,
         bucket: &str,
         key: &str,
     ) -> Self {
-        let rules = rules
-            .iter()
-            .map(|rule| SafetyRule {
-                rule,
-                text: rule.to_string(),
-                condition: Condition {
-                    kind: AlertKind::Safety,
-                    field: rule.field.clone(),
-                    op: rule.op,
-                    threshold: rule.threshold_text().to_owned(),
-                    model: None,
-                },
-            })
-            .collect();
         BreachLog {
+            every_rule: (0..rules.entries().len()).collect(),
             rules,
+            applicable: HashMap::new(),
             maintenance_min_score,
             cooldown,
             open: BTreeMap::new(),
@@ -99,12 +84,28 @@ impl<'a> BreachLog<'a> {
         }
     }
 
+    /// The rules that apply to `reading`'s vehicle, worked out once per
+    /// vehicle (and group) of the object.
+    fn rules_for(&mut self, reading: &Reading) -> Arc<[usize]> {
+        if self.rules.is_uniform() {
+            return self.every_rule.clone();
+        }
+        let key = self.rules.cache_key(reading);
+        if let Some(found) = self.applicable.get(&key) {
+            return found.clone();
+        }
+        let found: Arc<[usize]> = self.rules.applicable(reading).into();
+        self.applicable.insert(key, found.clone());
+        found
+    }
+
     /// Evaluates every rule on one reading (and its prediction, if any).
     pub fn record(&mut self, reading: &Reading, prediction: Option<&Prediction>) {
-        for index in 0..self.rules.len() {
-            let rule = &self.rules[index];
-            if let Some(value) = rule.rule.breach(reading) {
-                let distance = rule.rule.severity_distance(value.as_f64());
+        let applicable = self.rules_for(reading);
+        for &index in applicable.iter() {
+            let rule = &self.rules.entries()[index].rule;
+            if let Some(value) = rule.breach(reading) {
+                let distance = rule.severity_distance(value.as_f64());
                 let breach = Breach {
                     kind: AlertKind::Safety,
                     index,
@@ -113,8 +114,10 @@ impl<'a> BreachLog<'a> {
                     explanation: &[],
                 };
                 self.fold(reading, breach, |log| {
-                    let rule = &log.rules[index];
-                    (rule.text.clone(), rule.condition.clone())
+                    let entry = &log.rules.entries()[index];
+                    let mut condition = entry.condition.clone();
+                    condition.scope = log.rules.scope_of(reading, index).map(ToString::to_string);
+                    (entry.text.clone(), condition)
                 });
             }
         }
@@ -139,6 +142,7 @@ impl<'a> BreachLog<'a> {
                         op: Op::Ge,
                         threshold: format_score(min),
                         model: Some(p.model.clone()),
+                        scope: None,
                     },
                 )
             });
@@ -246,6 +250,11 @@ mod tests {
     use super::*;
     use crate::telemetry::{Number, Timestamp, Value};
 
+    fn rules(rules: &[&str]) -> Arc<RuleSet> {
+        let configured: Vec<_> = rules.iter().map(|r| r.parse().unwrap()).collect();
+        Arc::new(RuleSet::new(&configured, &[]))
+    }
+
     fn reading(device: &str, minute: i64, temp: &str) -> Reading {
         Reading {
             device_id: device.into(),
@@ -259,8 +268,13 @@ mod tests {
 
     #[test]
     fn folds_breaches_per_device_and_rule() {
-        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["engine_temp_c > 100"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         log.record(&reading("VHC002", 3, "110"), None);
         log.record(&reading("VHC002", 1, "124"), None);
         log.record(&reading("VHC002", 2, "101"), None);
@@ -283,8 +297,13 @@ mod tests {
 
     #[test]
     fn the_worst_value_is_the_farthest_past_the_threshold() {
-        let rules: Vec<AlertRule> = vec!["oil_pressure_kpa < 150".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["oil_pressure_kpa < 150"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         let r = |minute: i64, v: &str| Reading {
             device_id: "VHC001".into(),
             timestamp: Timestamp::from_unix_millis(minute * 60_000),
@@ -302,8 +321,13 @@ mod tests {
 
     #[test]
     fn folds_per_cooldown_window() {
-        let rules: Vec<AlertRule> = vec!["engine_temp_c > 100".parse().unwrap()];
-        let mut log = BreachLog::new(&rules, None, Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(
+            rules(&["engine_temp_c > 100"]),
+            None,
+            Cooldown::default(),
+            "b",
+            "k",
+        );
         // Minutes 14 and 15 straddle the 15-minute boundary; 44 is a third
         // window. Out of order on purpose.
         for (minute, temp) in [
@@ -351,8 +375,7 @@ mod tests {
 
     #[test]
     fn maintenance_alerts_need_a_positive_prediction_above_the_level() {
-        let rules: Vec<AlertRule> = vec![];
-        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(rules(&[]), Some(0.8), Cooldown::default(), "b", "k");
         let p = |label, score| Prediction {
             label,
             score,
@@ -376,8 +399,7 @@ mod tests {
     /// A maintenance alert says why with the reasons of its worst reading.
     #[test]
     fn a_maintenance_alert_keeps_the_reasons_of_its_worst_reading() {
-        let rules: Vec<AlertRule> = vec![];
-        let mut log = BreachLog::new(&rules, Some(0.8), Cooldown::default(), "b", "k");
+        let mut log = BreachLog::new(rules(&[]), Some(0.8), Cooldown::default(), "b", "k");
         let p = |score, feature| Prediction {
             label: Label::Positive,
             score,

@@ -178,8 +178,17 @@ pub fn email_text(alert: &Alert) -> String {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
     let what = match c.kind {
         AlertKind::Safety => format!(
-            "Vehicle {} broke the safety rule `{}`: worst value {} at {}.",
-            id.device_id, id.rule, b.worst_value, b.worst_at
+            "Vehicle {} broke the safety rule `{}`{}: worst value {} at {}.",
+            id.device_id,
+            id.rule,
+            // A scoped rule says whose it is, or the operator wonders why
+            // this vehicle has a limit the others do not.
+            c.scope
+                .as_ref()
+                .map(|s| format!(" (the rule for {s})"))
+                .unwrap_or_default(),
+            b.worst_value,
+            b.worst_at
         ),
         AlertKind::Maintenance => format!(
             "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).{}",
@@ -216,6 +225,7 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         "rule": id.rule,
         "field": c.field,
         "threshold": c.threshold,
+        "scope": c.scope,
         "breaches": b.count,
         "first_timestamp": b.first.to_string(),
         "last_timestamp": b.last.to_string(),
@@ -264,6 +274,7 @@ pub(crate) mod tests {
                 op: Op::Gt,
                 threshold: "100".into(),
                 model: None,
+                scope: None,
             },
             breaches: Breaches {
                 count: 1,
@@ -310,6 +321,25 @@ pub(crate) mod tests {
         assert_eq!(m.document["alarm"]["transition"], "opened");
         assert!(m.attributes.contains(&("transition", "opened".to_owned())));
         assert!(m.attributes.contains(&("alarm_state", "ACTIVE".to_owned())));
+    }
+
+    /// A scoped rule's alert says whose rule it is, so an operator is not
+    /// left wondering why this vehicle alerts below the fleet's limit.
+    #[test]
+    fn a_scoped_rules_alert_names_its_scope() {
+        let mut a = alert();
+        assert!(machine_json(&a)["scope"].is_null());
+        a.id.rule = "engine_temp_c > 95".into();
+        a.condition.threshold = "95".into();
+        a.condition.scope = Some("VHC002".into());
+        assert!(
+            email_text(&a).contains(
+                "broke the safety rule `engine_temp_c > 95` (the rule for VHC002): worst value 124"
+            ),
+            "{}",
+            email_text(&a)
+        );
+        assert_eq!(machine_json(&a)["scope"], "VHC002");
     }
 
     /// A maintenance alert says why the model flagged the vehicle, in

@@ -5,6 +5,11 @@
 //! The original Lambda sent one email per hot reading. Here the pieces are
 //! kept apart:
 //! - [`rules`]: the safety rules and their evaluation on a reading;
+//! - [`scope`]: which vehicles a rule is for (a device, a glob, a group);
+//! - [`rule_set`]: which rules apply to each vehicle (the narrowest scope
+//!   with a rule on a field wins it);
+//! - [`rule_store`] and [`rule_book`]: operators' overrides in the alarm
+//!   table, and the set in force, refreshed from them;
 //! - [`breach_log`]: the breaches of one object folded per device, rule and
 //!   [`Cooldown`] window into [`Alert`]s (count, first and last time, worst
 //!   value);
@@ -25,7 +30,11 @@ pub mod error;
 pub mod ledger;
 pub mod message;
 pub mod publisher;
+pub mod rule_book;
+pub mod rule_set;
+pub mod rule_store;
 pub mod rules;
+pub mod scope;
 pub mod sink;
 
 pub use alert::{Alert, AlertId, AlertKind, Breaches, Condition, Source};

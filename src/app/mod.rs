@@ -14,6 +14,7 @@ use crate::alarms::AlarmStore;
 use crate::alerts::AlertSink;
 use crate::alerts::ledger::AlertLedger;
 use crate::alerts::publisher::AlertPublisher;
+use crate::alerts::rule_book::RuleBook;
 use crate::aws;
 use crate::config::{
     InferenceBackend, InferenceSettings, PipelineSettings, SageMakerFormat, WorkerSettings,
@@ -125,7 +126,7 @@ pub fn pipeline(
         )
         .with_reading_ttl(settings.storage.reading_ttl),
         predictor,
-        rules: settings.alerts.alert_rules.0.clone(),
+        rules: RuleBook::new(settings.alerts.rules.alert_rules.0.clone()),
         alerts: sink,
         maintenance_min_score,
         on_inference_error: settings.inference.on_inference_error,

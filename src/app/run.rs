@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::shutdown::cancel_on_signal;
 use super::startup::{self, StartupError};
 use super::{BuildError, worker};
+use crate::alerts::rule_store::RuleStore;
 use crate::aws;
 use crate::config::WorkerSettings;
 use crate::health::{self, Health};
@@ -85,9 +86,20 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
         );
     }
     let built = worker(&settings, &clients)?;
+    // The operators' rule overrides live in the alarm table, which only a
+    // worker that publishes alerts uses.
+    let rule_store = built
+        .pipeline
+        .alerts
+        .as_ref()
+        .map(|sink| RuleStore::new(clients.dynamodb.clone(), sink.alarms.table().to_owned()));
+    if let Some(store) = &rule_store {
+        startup::load_rules_until_ready(&built.pipeline.rules, store, &liveness).await?;
+    }
     tracing::info!(
         inference = %built.pipeline.predictor.describe(),
-        rules = %pipeline.alerts.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        rules = %pipeline.alerts.rules.alert_rules.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        rule_overrides = built.pipeline.rules.current().overrides(),
         maintenance_alert_score = ?built.pipeline.maintenance_min_score,
         table = %pipeline.table.name,
         "configuration"
@@ -102,6 +114,15 @@ pub async fn run(settings: WorkerSettings) -> Result<(), RunError> {
             sink,
             pipeline.alarms.alarm_auto_close,
             pipeline.alarms.alarm_sweep_interval,
+            shutdown.clone(),
+        ));
+    }
+    // Overrides set with `fleetwatch rules set` reach the objects started
+    // after the next refresh.
+    if let Some(store) = rule_store {
+        tokio::spawn(built.pipeline.rules.clone().run(
+            store,
+            pipeline.alerts.rules_refresh,
             shutdown.clone(),
         ));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::values::parse_duration;
-use crate::alerts::rules::AlertRule;
+use crate::alerts::rule_set::ScopedRule;
 
 /// Alerts: topic, cooldown, safety rules and the maintenance score.
 #[derive(Debug, Clone, Args)]
@@ -21,10 +21,15 @@ pub struct AlertSettings {
     #[arg(long, env = "FLEETWATCH_ALERT_COOLDOWN", default_value = "15m", value_parser = parse_cooldown)]
     pub alert_cooldown: Duration,
 
-    /// Comma-separated safety rules, each `field op number` with op one of
-    /// > >= < <= == !=; `none` for no safety rules.
-    #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
-    pub alert_rules: AlertRules,
+    /// The safety rules.
+    #[command(flatten)]
+    pub rules: AlertRulesSetting,
+
+    /// How often each worker reads the rule overrides set with `fleetwatch
+    /// rules set` again: an override applies to the objects a worker starts
+    /// at most this long after it was set.
+    #[arg(long, env = "FLEETWATCH_RULES_REFRESH", default_value = "30s", value_parser = parse_rules_refresh)]
+    pub rules_refresh: Duration,
 
     /// A POSITIVE prediction scoring at least this raises a maintenance
     /// alert: `model` (the model's own decision threshold), `off`, or a
@@ -33,9 +38,22 @@ pub struct AlertSettings {
     pub maintenance_alert_score: MaintenanceAlertScore,
 }
 
+/// The configured safety rules, shared by the worker, `process` and
+/// `fleetwatch rules`.
+#[derive(Debug, Clone, Args)]
+pub struct AlertRulesSetting {
+    /// Comma-separated safety rules, each `field op number` (op: `>`, `>=`,
+    /// `<`, `<=`, `==`, `!=`), for every vehicle, or `SCOPE: rule` for some
+    /// (a device id, a glob of ids like `TRK-*`, or a group attribute of
+    /// the readings like `fleet=north`); `none` for no safety rules.
+    /// Operators' overrides (`fleetwatch rules set`) come on top.
+    #[arg(long, env = "FLEETWATCH_ALERT_RULES", default_value = "engine_temp_c > 100", value_parser = parse_alert_rules)]
+    pub alert_rules: AlertRules,
+}
+
 /// The parsed `FLEETWATCH_ALERT_RULES`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlertRules(pub Vec<AlertRule>);
+pub struct AlertRules(pub Vec<ScopedRule>);
 
 /// When a prediction raises a maintenance alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +83,16 @@ fn parse_topic_arn(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_rules_refresh(s: &str) -> Result<Duration, String> {
+    super::values::parse_duration_in(
+        s,
+        "FLEETWATCH_RULES_REFRESH",
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+        "100ms to 1h",
+    )
+}
+
 fn parse_cooldown(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| format!("FLEETWATCH_ALERT_COOLDOWN: {e}"))?;
     if (Duration::from_secs(1)..=Duration::from_secs(7 * 24 * 3600)).contains(&d) {
@@ -81,11 +109,12 @@ fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
         return Ok(AlertRules(Vec::new()));
     }
     if s.split(',').all(|p| p.trim().is_empty()) {
-        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100`, or `none`".into());
+        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100` or `TRK-*: engine_temp_c > 105`, or `none`".into());
     }
     let mut rules = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let rule = AlertRule::from_str(part).map_err(|e| format!("FLEETWATCH_ALERT_RULES: {e}"))?;
+        let rule =
+            ScopedRule::from_str(part).map_err(|e| format!("FLEETWATCH_ALERT_RULES: {e}"))?;
         rules.push(rule);
     }
     Ok(AlertRules(rules))

@@ -62,7 +62,7 @@ mod worker;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 pub use alarms::{AlarmSettings, AlarmTableSetting};
-pub use alerts::{AlertRules, AlertSettings, MaintenanceAlertScore};
+pub use alerts::{AlertRules, AlertRulesSetting, AlertSettings, MaintenanceAlertScore};
 pub use bootstrap::BootstrapSettings;
 pub use dlq::{
     DlqAction, DlqListSettings, DlqPurgeSettings, DlqRedriveSettings, DlqSettings, ListFormat,
@@ -175,6 +175,10 @@ pub enum Command {
     Status(StatusSettings),
     /// List alarms, or acknowledge, snooze or resolve one.
     Alarms(crate::ops::alarms::AlarmsSettings),
+    /// Give a vehicle, a glob of vehicles or a group its own safety rules
+    /// (stored, applied by the workers without a redeploy), list them, or
+    /// show which apply to a vehicle.
+    Rules(crate::ops::rules::RulesSettings),
 }
 
 impl Command {
@@ -251,7 +255,7 @@ mod tests {
         let Command::Worker(w) = cli.command else {
             panic!("expected worker")
         };
-        let rules = &w.pipeline.alerts.alert_rules.0;
+        let rules = &w.pipeline.alerts.rules.alert_rules.0;
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].to_string(), "engine_temp_c > 100");
         assert_eq!(w.pipeline.inference.inference, InferenceBackend::Embedded);

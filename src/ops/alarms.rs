@@ -96,7 +96,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn actor(&self) -> String {
+    /// Who acts: `--by`, else `$USER`, else `operator`.
+    pub fn actor(&self) -> String {
         self.by
             .clone()
             .filter(|b| !b.trim().is_empty())
@@ -214,7 +215,7 @@ fn render_alarms(alarms: &[Alarm], format: OutputFormat) -> String {
             ]
         })
         .collect();
-    render(&header, &rows, format, "no alarms\n")
+    output::render(&header, &rows, format, "no alarms\n")
 }
 
 fn render_history(entries: &[HistoryEntry], format: OutputFormat) -> String {
@@ -235,24 +236,5 @@ fn render_history(entries: &[HistoryEntry], format: OutputFormat) -> String {
             ]
         })
         .collect();
-    render(&header, &rows, format, "no such alarm\n")
-}
-
-fn render(header: &[String], rows: &[Vec<String>], format: OutputFormat, empty: &str) -> String {
-    match format {
-        OutputFormat::Table if rows.is_empty() => empty.to_owned(),
-        OutputFormat::Table => output::table(header, rows),
-        OutputFormat::Csv => output::csv(header, rows),
-        OutputFormat::Json => rows
-            .iter()
-            .map(|row| {
-                let object: serde_json::Map<String, serde_json::Value> = header
-                    .iter()
-                    .zip(row)
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect();
-                format!("{}\n", serde_json::Value::Object(object))
-            })
-            .collect(),
-    }
+    output::render(&header, &rows, format, "no such alarm\n")
 }

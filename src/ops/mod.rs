@@ -10,4 +10,5 @@ pub mod dlq_command;
 pub mod history;
 pub mod output;
 pub mod process;
+pub mod rules;
 pub mod status;

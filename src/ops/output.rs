@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::config::OutputFormat;
 use crate::preflight::{self, PreflightError};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -189,6 +190,32 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// Rows as `format`: aligned columns (`empty` when there are none), CSV,
+/// or one JSON object of strings per line.
+pub fn render(
+    header: &[String],
+    rows: &[Vec<String>],
+    format: OutputFormat,
+    empty: &str,
+) -> String {
+    match format {
+        OutputFormat::Table if rows.is_empty() => empty.to_owned(),
+        OutputFormat::Table => table(header, rows),
+        OutputFormat::Csv => csv(header, rows),
+        OutputFormat::Json => rows
+            .iter()
+            .map(|row| {
+                let object: serde_json::Map<String, serde_json::Value> = header
+                    .iter()
+                    .zip(row)
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                format!("{}\n", serde_json::Value::Object(object))
+            })
+            .collect(),
     }
 }
 

@@ -63,6 +63,8 @@ pub enum ProcessCommandError {
     },
     #[error(transparent)]
     Build(#[from] crate::app::BuildError),
+    #[error("reading the alert rule overrides (`fleetwatch rules`) failed: {0}")]
+    Rules(#[from] crate::alarms::AlarmError),
     #[error("the table {table} (FLEETWATCH_TABLE) cannot be used: {message}")]
     Table { table: String, message: String },
     #[error("checkpoint file {path}: {error}; check the path and its permissions")]
@@ -197,6 +199,21 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
         !settings.no_alerts,
         matches!(input, Input::S3 { .. }),
     )?);
+    // The operators' overrides, as the worker applies them; they live in
+    // the alarm table, which an offline dry run does not reach.
+    match (&pipeline.alerts, offline) {
+        (Some(sink), false) => {
+            let store = crate::alerts::rule_store::RuleStore::new(
+                clients.dynamodb.clone(),
+                sink.alarms.table().to_owned(),
+            );
+            pipeline.rules.refresh(&store).await?;
+        }
+        (Some(_), true) => tracing::info!(
+            "a dry run of local files contacts nothing: only FLEETWATCH_ALERT_RULES apply, not the overrides of `fleetwatch rules set`"
+        ),
+        (None, _) => {}
+    }
     tracing::info!(
         objects = targets.len(),
         skipped_as_finished = skipped,
