@@ -456,9 +456,9 @@ impl XgbModel {
         for (&root, &depth) in self.roots.iter().zip(&self.depths) {
             idx[..k].fill(root);
             for _ in 0..depth {
-                for r in 0..k {
+                for (r, at) in idx[..k].iter_mut().enumerate() {
                     // SAFETY: node indices and features as checked at load (above).
-                    let n = unsafe { *self.nodes.get_unchecked(idx[r] as usize) };
+                    let n = unsafe { *self.nodes.get_unchecked(*at as usize) };
                     let column = (n.feature & !DEFAULT_LEFT) as usize;
                     // SAFETY: r < k and column < nf, so below `k * nf <= rows.len()`.
                     let x = unsafe { *rows.get_unchecked(r * nf + column) };
@@ -467,7 +467,7 @@ impl XgbModel {
                     } else {
                         x < n.value
                     };
-                    idx[r] = if go_left { n.left } else { n.right };
+                    *at = if go_left { n.left } else { n.right };
                 }
             }
             for r in 0..k {
