@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alerts::rule_book::RuleBook;
+use crate::alerts::windowed_scan::WindowedScan;
 use crate::alerts::{
     Alert, AlertError, AlertSink, BreachLog, ClaimOwner, Cooldown, MAX_OPEN_ALERTS,
 };
@@ -489,6 +490,10 @@ struct ObjectRun<'p> {
     /// Exact duplicates skipped so far.
     duplicates: u64,
     breaches: BreachLog,
+    /// The windowed rules' evaluation (`None` without windowed rules): the
+    /// object's readings read back once stored; see
+    /// [`crate::alerts::windowed_scan`].
+    windowed: Option<WindowedScan>,
     /// Alerts taken out of `breaches` so far (delivered early or at the end).
     alerts: u64,
     rejections: RejectionLog<'p>,
@@ -550,6 +555,8 @@ impl<'p> ObjectRun<'p> {
                 .map(|sink| sink.ledger.cooldown())
                 .unwrap_or_default(),
         };
+        // One rule set for the whole object, however the rules change meanwhile.
+        let rules = pipeline.rules.current();
         ObjectRun {
             pipeline,
             object,
@@ -561,12 +568,13 @@ impl<'p> ObjectRun<'p> {
             keys: KeyLedger::default(),
             duplicates: 0,
             breaches: BreachLog::new(
-                pipeline.rules.current(),
+                rules.clone(),
                 pipeline.maintenance_min_score,
                 cooldown,
                 &object.bucket,
                 &object.key,
             ),
+            windowed: WindowedScan::new(rules, mode == Mode::Live),
             alerts: 0,
             rejections: RejectionLog::new(object, pipeline.quarantine.is_some(), counted.get()),
             status: StatusBatch::default(),
@@ -671,6 +679,9 @@ impl<'p> ObjectRun<'p> {
         for (i, reading) in chunk.readings.iter().enumerate() {
             if !refused[i] {
                 self.breaches.record(reading, prediction(i));
+                if let Some(windowed) = &mut self.windowed {
+                    windowed.stored(reading, &mut self.breaches);
+                }
                 stored += 1;
                 newly_counted += usize::from(chunk.lines[i] > self.counted_before.flushed);
             }
@@ -687,6 +698,9 @@ impl<'p> ObjectRun<'p> {
         }
         self.attempt.liveness.progress(); // a chunk stored
         chunk.clear();
+        if self.windowed.as_ref().is_some_and(WindowedScan::is_full) {
+            self.evaluate_windowed().await?;
+        }
         if self.breaches.len() > MAX_OPEN_ALERTS {
             self.deliver_early().await?;
         }
@@ -694,6 +708,17 @@ impl<'p> ObjectRun<'p> {
             self.write_status().await;
         }
         Ok(stored as u64)
+    }
+
+    /// Evaluates the windowed rules on the readings stored so far (read
+    /// back from the table), folding their breaches into `breaches`.
+    async fn evaluate_windowed(&mut self) -> Result<(), ProcessError> {
+        if let Some(windowed) = &mut self.windowed {
+            windowed
+                .evaluate(&self.pipeline.store, self.attempt, &mut self.breaches)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Publishes the alerts gathered so far (their readings are stored),
@@ -764,6 +789,7 @@ impl<'p> ObjectRun<'p> {
         } else {
             tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, devices = report.devices, "devices in the object");
         }
+        self.evaluate_windowed().await?;
         let last = self.breaches.take();
         report.alerts = self.alerts + last.len() as u64;
         self.status.alerts(&last);

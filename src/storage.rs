@@ -28,6 +28,10 @@
 //! item, so only the items that fail alone are rejected. Every other
 //! failure (throttling, 5xx, timeouts) is returned, so the message is not
 //! deleted.
+//!
+//! [`ReadingStore::read_series`] reads a device's readings back (one paged,
+//! strongly consistent `Query` on the key), for the windowed alert rules
+//! (`alerts::windowed_scan`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -42,7 +46,7 @@ use crate::inference::explanation::Contribution;
 use crate::metrics;
 use crate::retry;
 use crate::telemetry::number::{self, NumberError};
-use crate::telemetry::{Reading, Value};
+use crate::telemetry::{Reading, Timestamp, Value, parse_timestamp};
 
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;
@@ -116,12 +120,20 @@ pub enum StoreError {
     TableRefused { table: String, message: String },
     #[error("could not build a DynamoDB request: {0}")]
     Build(String),
+    #[error("DynamoDB Query of device {device:?} on table {table} failed: {message}")]
+    Query {
+        table: String,
+        device: String,
+        message: String,
+        /// How the caller should treat it.
+        class: FailureClass,
+    },
 }
 
 impl Classify for StoreError {
     fn class(&self) -> FailureClass {
         match self {
-            StoreError::Call { class, .. } => *class,
+            StoreError::Call { class, .. } | StoreError::Query { class, .. } => *class,
             // DynamoDB leaves items unprocessed when it lacks throughput.
             StoreError::Unprocessed { .. } => FailureClass::Throttled,
             // Neither is a fault of one reading: an operator fixes the
@@ -610,6 +622,77 @@ impl ReadingStore {
             metrics::dynamodb_unprocessed_retry();
             tokio::time::sleep(backoff.next_delay()).await;
         }
+    }
+}
+
+impl ReadingStore {
+    /// Reads back `device`'s readings from `from` to `to` (both included)
+    /// in time order (the sort key's), strongly consistent, so every
+    /// reading whose write returned before this call is seen. Only the
+    /// timestamp and `fields` (input names; stored as
+    /// [`input_attribute_name`]) are read; `each` gets each reading's time
+    /// and each field's value (`None` when absent or not a number), page by
+    /// page, so a long series never sits in memory. Returns the readings
+    /// read.
+    pub async fn read_series(
+        &self,
+        device: &str,
+        (from, to): (Timestamp, Timestamp),
+        fields: &[String],
+        mut each: impl FnMut(Timestamp, &[Option<f64>]),
+    ) -> Result<u64, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#d = :d AND #t BETWEEN :from AND :to")
+            .expression_attribute_names("#d", DEVICE_ID)
+            .expression_attribute_names("#t", TIMESTAMP)
+            .expression_attribute_values(":d", AttributeValue::S(device.to_owned()))
+            .expression_attribute_values(":from", AttributeValue::S(from.to_rfc3339_millis()))
+            .expression_attribute_values(":to", AttributeValue::S(to.to_rfc3339_millis()));
+        let mut projection = "#t".to_owned();
+        let stored: Vec<String> = fields
+            .iter()
+            .map(|f| input_attribute_name(f).into_owned())
+            .collect();
+        for (i, name) in stored.iter().enumerate() {
+            query = query.expression_attribute_names(format!("#f{i}"), name);
+            projection.push_str(&format!(", #f{i}"));
+        }
+        let mut items = query
+            .projection_expression(projection)
+            .into_paginator()
+            .items()
+            .send();
+        let mut values = vec![None; stored.len()];
+        let mut read = 0;
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| StoreError::Query {
+                table: self.table.clone(),
+                device: device.to_owned(),
+                message: DisplayErrorContext(&e).to_string(),
+                class: failure::classify_sdk(&e),
+            })?;
+            let Some(at) = item
+                .get(TIMESTAMP)
+                .and_then(|t| t.as_s().ok())
+                .and_then(|t| parse_timestamp(t).ok())
+            else {
+                continue;
+            };
+            for (value, name) in values.iter_mut().zip(&stored) {
+                *value = item
+                    .get(name)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .filter(|v| v.is_finite());
+            }
+            read += 1;
+            each(at, &values);
+        }
+        Ok(read)
     }
 }
 

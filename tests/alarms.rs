@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{Moto, Stack, wait_for};
 use fleetwatch::alarms::sweeper;
 use fleetwatch::alarms::{Action, AlarmStore, State, Transition};
+use fleetwatch::alerts::Test;
 use fleetwatch::alerts::ledger::AlertLedger;
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::alerts::rules::Op;
@@ -32,8 +33,10 @@ fn alert(device: &str, window: i64) -> Alert {
         condition: Condition {
             kind: AlertKind::Safety,
             field: "engine_temp_c".into(),
-            op: Op::Gt,
-            threshold: "100".into(),
+            test: Test::Compare {
+                op: Op::Gt,
+                threshold: "100".into(),
+            },
             model: None,
             scope: None,
         },
@@ -44,6 +47,7 @@ fn alert(device: &str, window: i64) -> Alert {
             worst_value: "120".into(),
             worst_at: at,
             explanation: Vec::new(),
+            finding: None,
         },
         source: Source {
             bucket: "b".into(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::fault_proxy::{FaultConfig, FaultProxy};
 use common::{Moto, Stack, wait_for};
+use fleetwatch::alerts::Test;
 use fleetwatch::alerts::ledger::{AlertLedger, Claim};
 use fleetwatch::alerts::publisher::AlertPublisher;
 use fleetwatch::alerts::rules::Op;
@@ -31,8 +32,10 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
         condition: Condition {
             kind: AlertKind::Safety,
             field: "engine_temp_c".into(),
-            op: Op::Gt,
-            threshold: "100".into(),
+            test: Test::Compare {
+                op: Op::Gt,
+                threshold: "100".into(),
+            },
             model: None,
             scope: None,
         },
@@ -43,6 +46,7 @@ fn alert(device: &str, first_ms: i64, key: &str) -> Alert {
             worst_value: "120".into(),
             worst_at: first,
             explanation: Vec::new(),
+            finding: None,
         },
         source: Source {
             bucket: "b".into(),

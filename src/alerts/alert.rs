@@ -7,7 +7,8 @@
 use crate::inference::explanation::Contribution;
 use crate::telemetry::Timestamp;
 
-use super::rules::Op;
+use super::rules::{AlertRule, Direction, Op, RuleKind};
+use super::windowed::Finding;
 
 /// What kind of condition raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,16 +56,84 @@ pub struct Condition {
     pub kind: AlertKind,
     /// The field the rule looks at (`engine_temp_c`, or `prediction.score`).
     pub field: String,
-    /// The comparison, for the subject line.
-    pub op: Op,
-    /// The threshold the value was compared with, as written.
-    pub threshold: String,
+    /// What of the field breaks the rule, for the subject line and JSON.
+    pub test: Test,
     /// The model that made the prediction (maintenance alerts only).
     pub model: Option<String>,
     /// The vehicles the rule was set for (`VHC001`, `TRK-*`, `fleet=north`)
     /// when it is not a rule for every vehicle: the message says the rule
     /// is an override.
     pub scope: Option<String>,
+}
+
+/// What of a field breaks a rule: the rule's kind and its numbers, as
+/// written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// Each reading compared with a threshold (threshold rules, and the
+    /// maintenance score).
+    Compare { op: Op, threshold: String },
+    /// The comparison held on every reading for `duration`.
+    Sustained {
+        op: Op,
+        threshold: String,
+        duration: String,
+    },
+    /// The value moved by `amount` within `within`.
+    Change {
+        direction: Direction,
+        amount: String,
+        within: String,
+    },
+}
+
+impl Test {
+    /// The rule's kind, in the JSON (`threshold`, `sustained`, `rises`,
+    /// `falls`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Test::Compare { .. } => "threshold",
+            Test::Sustained { .. } => "sustained",
+            Test::Change { direction, .. } => direction.as_str(),
+        }
+    }
+}
+
+impl Condition {
+    /// The condition a safety rule's alerts quote (for every vehicle: the
+    /// scope is set per alert).
+    pub fn of_rule(rule: &AlertRule) -> Condition {
+        let test = match &rule.kind {
+            RuleKind::Threshold(c) => Test::Compare {
+                op: c.op,
+                threshold: c.threshold.as_str().to_owned(),
+            },
+            RuleKind::Sustained {
+                comparison: c,
+                duration,
+            } => Test::Sustained {
+                op: c.op,
+                threshold: c.threshold.as_str().to_owned(),
+                duration: duration.as_str().to_owned(),
+            },
+            RuleKind::Change {
+                direction,
+                amount,
+                within,
+            } => Test::Change {
+                direction: *direction,
+                amount: amount.as_str().to_owned(),
+                within: within.as_str().to_owned(),
+            },
+        };
+        Condition {
+            kind: AlertKind::Safety,
+            field: rule.field.clone(),
+            test,
+            model: None,
+            scope: None,
+        }
+    }
 }
 
 /// The breaches of one alert's window, as far as one object (or the part of
@@ -77,7 +146,8 @@ pub struct Breaches {
     pub first: Timestamp,
     /// Event time of the latest breach.
     pub last: Timestamp,
-    /// The worst offending value within the window, as written in the input.
+    /// The worst offending value within the window, as written in the input
+    /// (for a windowed rule: the value of its worst breach's reading).
     pub worst_value: String,
     /// Event time of the worst value.
     pub worst_at: Timestamp,
@@ -85,6 +155,9 @@ pub struct Breaches {
     /// first. Empty for safety alerts and for backends that do not explain
     /// (SageMaker).
     pub explanation: Vec<Contribution>,
+    /// What the worst breach of a windowed rule showed (where the change
+    /// started, how long the run has lasted); `None` for the other rules.
+    pub finding: Option<Finding>,
 }
 
 /// The object the breaches were read from, quoted in the message.

@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::alert::Test;
 use super::rule_set::RuleSet;
 use super::rules::Op;
+use super::windowed::{Finding, WindowedBreach, format_value};
 use super::{Alert, AlertKind, Breaches, Condition, Cooldown, Source};
 use crate::inference::explanation::Contribution;
 use crate::inference::{Label, Prediction};
-use crate::telemetry::Reading;
+use crate::telemetry::{Reading, Timestamp};
 
 /// Open alerts (windows) past which the pipeline delivers what an object
 /// has gathered so far instead of holding it to the object's end, so an
@@ -112,8 +114,9 @@ impl BreachLog {
                     value: value.as_str(),
                     distance,
                     explanation: &[],
+                    finding: None,
                 };
-                self.fold(reading, breach, |log| {
+                self.fold(&reading.device_id, reading.timestamp, breach, |log| {
                     let entry = &log.rules.entries()[index];
                     let mut condition = entry.condition.clone();
                     condition.scope = log.rules.scope_of(reading, index).map(ToString::to_string);
@@ -132,15 +135,18 @@ impl BreachLog {
                 value: &score,
                 distance: p.score,
                 explanation: &p.explanation,
+                finding: None,
             };
-            self.fold(reading, breach, |_| {
+            self.fold(&reading.device_id, reading.timestamp, breach, |_| {
                 (
                     MAINTENANCE_RULE.to_owned(),
                     Condition {
                         kind: AlertKind::Maintenance,
                         field: "prediction.score".to_owned(),
-                        op: Op::Ge,
-                        threshold: format_score(min),
+                        test: Test::Compare {
+                            op: Op::Ge,
+                            threshold: format_score(min),
+                        },
                         model: Some(p.model.clone()),
                         scope: None,
                     },
@@ -149,17 +155,88 @@ impl BreachLog {
         }
     }
 
+    /// Folds one breach of a windowed rule (the rule `index` of the
+    /// [`RuleSet`], for `scope`, as [`RuleSet::scope_of`] names it) by
+    /// `device`, found by [`super::windowed`].
+    pub fn record_windowed(
+        &mut self,
+        device: &str,
+        index: usize,
+        scope: Option<&str>,
+        breach: &WindowedBreach,
+    ) {
+        if index >= self.rules.entries().len() {
+            return;
+        }
+        let value = format_value(breach.value);
+        let folded = Breach {
+            kind: AlertKind::Safety,
+            index,
+            value: &value,
+            distance: breach.distance(),
+            explanation: &[],
+            finding: Some(&breach.finding),
+        };
+        self.fold(device, breach.at, folded, |log| {
+            let entry = &log.rules.entries()[index];
+            let mut condition = entry.condition.clone();
+            condition.scope = scope.map(str::to_owned);
+            (entry.text.clone(), condition)
+        });
+    }
+
+    /// The rules this log evaluates (the object's).
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// An empty log of the same rules, windows and object, for breaches
+    /// gathered apart and then [`absorb`](BreachLog::absorb)ed.
+    pub fn sibling(&self) -> BreachLog {
+        BreachLog {
+            rules: self.rules.clone(),
+            applicable: HashMap::new(),
+            every_rule: self.every_rule.clone(),
+            maintenance_min_score: self.maintenance_min_score,
+            cooldown: self.cooldown,
+            open: BTreeMap::new(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// Folds in the alerts of a [`sibling`](BreachLog::sibling): the same
+    /// as if its breaches had been recorded here.
+    pub fn absorb(&mut self, other: BreachLog) {
+        for (key, theirs) in other.open {
+            let Some(ours) = self.open.get_mut(&key) else {
+                self.open.insert(key, theirs);
+                continue;
+            };
+            let (b, t) = (&mut ours.alert.breaches, theirs.alert.breaches);
+            b.count += t.count;
+            b.first = b.first.min(t.first);
+            b.last = b.last.max(t.last);
+            if theirs.worst_distance > ours.worst_distance {
+                b.worst_value = t.worst_value;
+                b.worst_at = t.worst_at;
+                b.explanation = t.explanation;
+                b.finding = t.finding;
+                ours.worst_distance = theirs.worst_distance;
+            }
+        }
+    }
+
     /// Folds one breach into its window's alert; `describe` names the rule
     /// and its condition when the window opens.
     fn fold(
         &mut self,
-        reading: &Reading,
+        device: &str,
+        at: Timestamp,
         breach: Breach<'_>,
         describe: impl FnOnce(&Self) -> (String, Condition),
     ) {
-        let at = reading.timestamp;
         let entry_key = (
-            reading.device_id.clone(),
+            device.to_owned(),
             breach.kind,
             breach.index,
             self.cooldown.window_start(at).unix_millis(),
@@ -173,13 +250,14 @@ impl BreachLog {
                 b.worst_value = breach.value.to_owned();
                 b.worst_at = at;
                 b.explanation = breach.explanation.to_vec();
+                b.finding = breach.finding.cloned();
                 open.worst_distance = breach.distance;
             }
             return;
         }
         let (rule, condition) = describe(self);
         let alert = Alert {
-            id: self.cooldown.alert_id(&reading.device_id, &rule, at),
+            id: self.cooldown.alert_id(device, &rule, at),
             condition,
             breaches: Breaches {
                 count: 1,
@@ -188,6 +266,7 @@ impl BreachLog {
                 worst_value: breach.value.to_owned(),
                 worst_at: at,
                 explanation: breach.explanation.to_vec(),
+                finding: breach.finding.cloned(),
             },
             source: self.source.clone(),
         };
@@ -239,6 +318,8 @@ struct Breach<'v> {
     /// Why the model flagged the reading (maintenance only): kept with the
     /// worst value, so the alert says why with its worst reading's reasons.
     explanation: &'v [Contribution],
+    /// What a windowed rule's breach showed, kept with the worst value.
+    finding: Option<&'v Finding>,
 }
 
 fn format_score(score: f64) -> String {
@@ -292,7 +373,13 @@ mod tests {
         assert_eq!(b.worst_at, Timestamp::from_unix_millis(60_000));
         assert_eq!(a.id.rule, "engine_temp_c > 100");
         assert_eq!(a.id.window_start, Timestamp::from_unix_millis(0));
-        assert_eq!(a.condition.op, Op::Gt);
+        assert_eq!(
+            a.condition.test,
+            Test::Compare {
+                op: Op::Gt,
+                threshold: "100".into()
+            }
+        );
     }
 
     #[test]

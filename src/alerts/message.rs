@@ -6,6 +6,9 @@
 
 use serde_json::json;
 
+use super::alert::Test;
+use super::rules::Op;
+use super::windowed::{Finding, format_value};
 use super::{Alert, AlertKind};
 use crate::alarms::{Alarm, State, Transition};
 use crate::inference::explanation;
@@ -143,23 +146,52 @@ pub fn render_resolution(alarm: &Alarm, episode: u64) -> Message {
     }
 }
 
-/// `Fleet alert: VHC002 engine_temp_c 124 > 100`: SNS subjects must be ASCII,
-/// without line breaks, under 100 characters.
+/// `Fleet alert: VHC002 engine_temp_c 124 > 100`, `Fleet alert: VHC001
+/// engine_temp_c rose 22 within 10m (85 -> 107)`, `Fleet alert: VHC001
+/// oil_pressure_kpa < 150 for 5m (for 7m 30s, lowest 121)`: SNS subjects
+/// must be ASCII, without line breaks, under 100 characters.
 pub fn subject(alert: &Alert) -> String {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
-    let raw = match c.kind {
-        AlertKind::Safety => format!(
+    let raw = match (c.kind, &c.test, &b.finding) {
+        (AlertKind::Maintenance, ..) => format!(
+            "Fleet alert: {} maintenance predicted (score {})",
+            id.device_id, b.worst_value
+        ),
+        (
+            _,
+            Test::Change {
+                direction, within, ..
+            },
+            Some(Finding::Change { from, .. }),
+        ) => {
+            format!(
+                "Fleet alert: {} {} {} {} within {within} ({} -> {})",
+                id.device_id,
+                c.field,
+                direction.past_tense(),
+                format_value((b.worst_value.parse::<f64>().unwrap_or(*from) - from).abs()),
+                format_value(*from),
+                b.worst_value
+            )
+        }
+        (_, Test::Sustained { op, .. }, Some(Finding::Sustained { since, worst })) => format!(
+            "Fleet alert: {} {} (for {}, {} {})",
+            id.device_id,
+            id.rule,
+            format_span(b.worst_at.unix_millis() - since.unix_millis()),
+            worst_word(*op),
+            format_value(*worst)
+        ),
+        (_, Test::Compare { op, threshold }, _) => format!(
             "Fleet alert: {} {} {} {} {}",
             id.device_id,
             c.field,
             b.worst_value,
-            c.op.as_str(),
-            c.threshold
+            op.as_str(),
+            threshold
         ),
-        AlertKind::Maintenance => format!(
-            "Fleet alert: {} maintenance predicted (score {})",
-            id.device_id, b.worst_value
-        ),
+        // A windowed alert without its finding: the rule as written.
+        _ => format!("Fleet alert: {} {}", id.device_id, id.rule),
     };
     raw.chars()
         .map(|c| {
@@ -173,24 +205,64 @@ pub fn subject(alert: &Alert) -> String {
         .collect()
 }
 
+/// What a sustained run's worst value is called.
+fn worst_word(op: Op) -> &'static str {
+    match op {
+        Op::Lt | Op::Le => "lowest",
+        Op::Gt | Op::Ge => "highest",
+        Op::Eq | Op::Ne => "worst",
+    }
+}
+
+/// A duration for people: `7m 30s`, `2h 5m`, `45s`.
+fn format_span(millis: i64) -> String {
+    let seconds = millis.max(0) / 1000;
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let parts: Vec<String> = [(h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// The human-readable text for email and the `default` protocol.
 pub fn email_text(alert: &Alert) -> String {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
-    let what = match c.kind {
-        AlertKind::Safety => format!(
-            "Vehicle {} broke the safety rule `{}`{}: worst value {} at {}.",
+    // A scoped rule says whose it is, or the operator wonders why this
+    // vehicle has a limit the others do not.
+    let whose = c
+        .scope
+        .as_ref()
+        .map(|s| format!(" (the rule for {s})"))
+        .unwrap_or_default();
+    let what = match (c.kind, &b.finding) {
+        (AlertKind::Safety, Some(Finding::Change { from_at, from })) => format!(
+            "Vehicle {} broke the safety rule `{}`{whose}: {} went from {} at {from_at} to {} at {}.",
             id.device_id,
             id.rule,
-            // A scoped rule says whose it is, or the operator wonders why
-            // this vehicle has a limit the others do not.
-            c.scope
-                .as_ref()
-                .map(|s| format!(" (the rule for {s})"))
-                .unwrap_or_default(),
+            c.field,
+            format_value(*from),
             b.worst_value,
             b.worst_at
         ),
-        AlertKind::Maintenance => format!(
+        (AlertKind::Safety, Some(Finding::Sustained { since, worst })) => format!(
+            "Vehicle {} broke the safety rule `{}`{whose}: it held on every reading from {since} to {} ({}), worst value {}.",
+            id.device_id,
+            id.rule,
+            b.worst_at,
+            format_span(b.worst_at.unix_millis() - since.unix_millis()),
+            format_value(*worst)
+        ),
+        (AlertKind::Safety, None) => format!(
+            "Vehicle {} broke the safety rule `{}`{whose}: worst value {} at {}.",
+            id.device_id, id.rule, b.worst_value, b.worst_at
+        ),
+        (AlertKind::Maintenance, _) => format!(
             "Vehicle {} is predicted to need maintenance (model {}, score {} at {}).{}",
             id.device_id,
             c.model.as_deref().unwrap_or("unknown"),
@@ -214,17 +286,31 @@ pub fn email_text(alert: &Alert) -> String {
     )
 }
 
-/// The JSON document SQS and Lambda subscribers receive.
+/// The JSON document SQS and Lambda subscribers receive: the rule's kind
+/// and numbers (`rule_kind`, `threshold`, `window`, `amount`) and, for a
+/// windowed rule, what its worst breach showed (`change` or `run`).
 pub fn machine_json(alert: &Alert) -> serde_json::Value {
     let (id, c, b) = (&alert.id, &alert.condition, &alert.breaches);
-    json!({
+    let (threshold, window, amount) = match &c.test {
+        Test::Compare { threshold, .. } => (Some(threshold), None, None),
+        Test::Sustained {
+            threshold,
+            duration,
+            ..
+        } => (Some(threshold), Some(duration), None),
+        Test::Change { amount, within, .. } => (None, Some(within), Some(amount)),
+    };
+    let mut document = json!({
         "type": "fleetwatch.alert",
         "kind": c.kind.as_str(),
         "severity": c.kind.severity(),
         "device_id": id.device_id,
         "rule": id.rule,
         "field": c.field,
-        "threshold": c.threshold,
+        "rule_kind": c.test.kind(),
+        "threshold": threshold,
+        "window": window,
+        "amount": amount,
         "scope": c.scope,
         "breaches": b.count,
         "first_timestamp": b.first.to_string(),
@@ -240,7 +326,29 @@ pub fn machine_json(alert: &Alert) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "window_start": id.window_start.to_string(),
         "source": { "bucket": alert.source.bucket, "key": alert.source.key },
-    })
+    });
+    match &b.finding {
+        Some(Finding::Change { from_at, from }) => {
+            let to = b.worst_value.parse::<f64>().ok();
+            document["change"] = json!({
+                "from_value": from,
+                "from_timestamp": from_at.to_string(),
+                "to_value": to,
+                "to_timestamp": b.worst_at.to_string(),
+                "by": to.map(|to| (to - from).abs()),
+            });
+        }
+        Some(Finding::Sustained { since, worst }) => {
+            document["run"] = json!({
+                "since": since.to_string(),
+                "until": b.worst_at.to_string(),
+                "lasted_seconds": (b.worst_at.unix_millis() - since.unix_millis()) as f64 / 1000.0,
+                "worst_value": worst,
+            });
+        }
+        None => {}
+    }
+    document
 }
 
 /// The message attributes (name, value) subscribers filter on.
@@ -256,7 +364,7 @@ pub fn attributes(alert: &Alert) -> [(&'static str, &str); 4] {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::alerts::rules::Op;
+    use crate::alerts::rules::AlertRule;
     use crate::alerts::{AlertId, Breaches, Condition, Source};
     use crate::telemetry::Timestamp;
 
@@ -271,8 +379,10 @@ pub(crate) mod tests {
             condition: Condition {
                 kind: AlertKind::Safety,
                 field: "engine_temp_c".into(),
-                op: Op::Gt,
-                threshold: "100".into(),
+                test: Test::Compare {
+                    op: Op::Gt,
+                    threshold: "100".into(),
+                },
                 model: None,
                 scope: None,
             },
@@ -283,6 +393,7 @@ pub(crate) mod tests {
                 worst_value: "124".into(),
                 worst_at: at,
                 explanation: Vec::new(),
+                finding: None,
             },
             source: Source {
                 bucket: "b".into(),
@@ -323,6 +434,59 @@ pub(crate) mod tests {
         assert!(m.attributes.contains(&("alarm_state", "ACTIVE".to_owned())));
     }
 
+    /// A windowed alert says what happened in words and numbers.
+    #[test]
+    fn windowed_alerts_say_what_happened() {
+        let mut a = alert();
+        let rule: AlertRule = "engine_temp_c rises 15 within 10m".parse().unwrap();
+        a.id.rule = rule.to_string();
+        a.condition = Condition::of_rule(&rule);
+        a.breaches.worst_value = "107".into();
+        let from_at = Timestamp::from_unix_millis(a.breaches.worst_at.unix_millis() - 480_000);
+        a.breaches.finding = Some(Finding::Change {
+            from_at,
+            from: 85.0,
+        });
+        assert_eq!(
+            subject(&a),
+            "Fleet alert: VHC002 engine_temp_c rose 22 within 10m (85 -> 107)"
+        );
+        assert!(
+            email_text(&a).contains("engine_temp_c went from 85 at 2025-10-19T22:39:00.000Z to 107 at 2025-10-19T22:47:00.000Z"),
+            "{}",
+            email_text(&a)
+        );
+        let j = machine_json(&a);
+        assert_eq!(j["rule_kind"], "rises");
+        assert_eq!(j["amount"], "15");
+        assert_eq!(j["window"], "10m");
+        assert_eq!(j["threshold"], serde_json::Value::Null);
+        assert_eq!(j["change"]["by"], 22.0);
+        assert_eq!(j["change"]["from_timestamp"], "2025-10-19T22:39:00.000Z");
+
+        let rule: AlertRule = "oil_pressure_kpa < 150 for 5m".parse().unwrap();
+        a.id.rule = rule.to_string();
+        a.condition = Condition::of_rule(&rule);
+        a.breaches.worst_value = "130".into();
+        let since = Timestamp::from_unix_millis(a.breaches.worst_at.unix_millis() - 450_000);
+        a.breaches.finding = Some(Finding::Sustained {
+            since,
+            worst: 121.0,
+        });
+        assert_eq!(
+            subject(&a),
+            "Fleet alert: VHC002 oil_pressure_kpa < 150 for 5m (for 7m 30s, lowest 121)"
+        );
+        let j = machine_json(&a);
+        assert_eq!(j["rule_kind"], "sustained");
+        assert_eq!(j["threshold"], "150");
+        assert_eq!(j["window"], "5m");
+        assert_eq!(j["run"]["lasted_seconds"], 450.0);
+        assert_eq!(j["run"]["worst_value"], 121.0);
+        assert_eq!(machine_json(&alert())["rule_kind"], "threshold");
+        assert_eq!(format_span(7_200_000 + 5_000), "2h 5s");
+    }
+
     /// A scoped rule's alert says whose rule it is, so an operator is not
     /// left wondering why this vehicle alerts below the fleet's limit.
     #[test]
@@ -330,7 +494,10 @@ pub(crate) mod tests {
         let mut a = alert();
         assert!(machine_json(&a)["scope"].is_null());
         a.id.rule = "engine_temp_c > 95".into();
-        a.condition.threshold = "95".into();
+        a.condition.test = Test::Compare {
+            op: Op::Gt,
+            threshold: "95".into(),
+        };
         a.condition.scope = Some("VHC002".into());
         assert!(
             email_text(&a).contains(

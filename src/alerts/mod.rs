@@ -4,7 +4,13 @@
 //!
 //! The original Lambda sent one email per hot reading. Here the pieces are
 //! kept apart:
-//! - [`rules`]: the safety rules and their evaluation on a reading;
+//! - [`rules`]: the safety rules (threshold, sustained, rate of change) and
+//!   the evaluation of a threshold on a reading;
+//! - [`windowed`]: the evaluation of the windowed rules over a device's
+//!   readings in time order;
+//! - [`windowed_scan`]: where a windowed rule's readings come from: the
+//!   table, read back around each object's readings (or the object alone,
+//!   in a dry run);
 //! - [`scope`]: which vehicles a rule is for (a device, a glob, a group);
 //! - [`rule_set`]: which rules apply to each vehicle (the narrowest scope
 //!   with a rule on a field wins it);
@@ -36,8 +42,10 @@ pub mod rule_store;
 pub mod rules;
 pub mod scope;
 pub mod sink;
+pub mod windowed;
+pub mod windowed_scan;
 
-pub use alert::{Alert, AlertId, AlertKind, Breaches, Condition, Source};
+pub use alert::{Alert, AlertId, AlertKind, Breaches, Condition, Source, Test};
 pub use breach_log::{BreachLog, MAX_OPEN_ALERTS};
 pub use cooldown::Cooldown;
 pub use error::AlertError;

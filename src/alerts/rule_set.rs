@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
+use super::Condition;
 use super::rules::{AlertRule, RuleParseError};
 use super::scope::{Rank, Scope, ScopeParseError};
-use super::{AlertKind, Condition};
 use crate::telemetry::Reading;
 
 /// A rule and the vehicles it is for, as `FLEETWATCH_ALERT_RULES` writes
@@ -130,14 +130,7 @@ impl RuleSet {
                 let text = rule.to_string();
                 let index = *index_of.entry(text.clone()).or_insert_with(|| {
                     set.entries.push(RuleEntry {
-                        condition: Condition {
-                            kind: AlertKind::Safety,
-                            field: rule.field.clone(),
-                            op: rule.op,
-                            threshold: rule.threshold_text().to_owned(),
-                            model: None,
-                            scope: None,
-                        },
+                        condition: Condition::of_rule(&rule),
                         rule: rule.clone(),
                         text,
                     });

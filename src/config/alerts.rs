@@ -42,8 +42,10 @@ pub struct AlertSettings {
 /// `fleetwatch rules`.
 #[derive(Debug, Clone, Args)]
 pub struct AlertRulesSetting {
-    /// Comma-separated safety rules, each `field op number` (op: `>`, `>=`,
-    /// `<`, `<=`, `==`, `!=`), for every vehicle, or `SCOPE: rule` for some
+    /// Comma-separated safety rules, each a threshold `field op number` (op:
+    /// `>`, `>=`, `<`, `<=`, `==`, `!=`), sustained `field op number for 5m`,
+    /// or a rate of change `field rises|falls AMOUNT within 10m` (durations
+    /// from 1s to 24h), for every vehicle, or `SCOPE: rule` for some
     /// (a device id, a glob of ids like `TRK-*`, or a group attribute of
     /// the readings like `fleet=north`); `none` for no safety rules.
     /// Operators' overrides (`fleetwatch rules set`) come on top.
@@ -52,8 +54,17 @@ pub struct AlertRulesSetting {
 }
 
 /// The parsed `FLEETWATCH_ALERT_RULES`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AlertRules(pub Vec<ScopedRule>);
+
+/// `--print-settings` shows the rules as written, not their parts.
+impl std::fmt::Debug for AlertRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(ToString::to_string))
+            .finish()
+    }
+}
 
 /// When a prediction raises a maintenance alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,7 +120,7 @@ fn parse_alert_rules(s: &str) -> Result<AlertRules, String> {
         return Ok(AlertRules(Vec::new()));
     }
     if s.split(',').all(|p| p.trim().is_empty()) {
-        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100` or `TRK-*: engine_temp_c > 105`, or `none`".into());
+        return Err("FLEETWATCH_ALERT_RULES: expected comma-separated rules like `engine_temp_c > 100`, `oil_pressure_kpa < 150 for 5m`, `engine_temp_c rises 15 within 10m` or `TRK-*: engine_temp_c > 105`, or `none`".into());
     }
     let mut rules = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -128,5 +139,29 @@ fn parse_maintenance_alert_score(s: &str) -> Result<MaintenanceAlertScore, Strin
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(MaintenanceAlertScore::AtLeast(v)),
             _ => Err("FLEETWATCH_MAINTENANCE_ALERT_SCORE: expected `model`, `off` or a probability from 0 to 1".into()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_kind_parses_in_the_list_and_prints_as_written() {
+        let rules = parse_alert_rules(
+            "engine_temp_c > 100, oil_pressure_kpa < 150 for 5m,engine_temp_c rises 15 within 10m , coolant_c falls 20 within 5m",
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{rules:?}"),
+            r#"["engine_temp_c > 100", "oil_pressure_kpa < 150 for 5m", "engine_temp_c rises 15 within 10m", "coolant_c falls 20 within 5m"]"#
+        );
+        let e =
+            parse_alert_rules("engine_temp_c > 100, oil_pressure_kpa < 150 for 2d").unwrap_err();
+        assert!(
+            e.starts_with("FLEETWATCH_ALERT_RULES: \"oil_pressure_kpa < 150 for 2d\""),
+            "{e}"
+        );
+        assert!(e.contains("from 1s to 24h"), "{e}");
     }
 }

@@ -41,7 +41,10 @@ pub struct ProcessSettings {
 
     /// Parse, predict and build the items and alerts, but send nothing; print
     /// the counts, the first alerts, readings/s, CPU seconds and peak RSS.
-    /// Local files need no AWS access.
+    /// Local files need no AWS access. Nothing is stored, so windowed rules
+    /// (`… for 5m`, `… rises 15 within 10m`) see each object alone, in line
+    /// order (a reading earlier than its device's previous one is left out
+    /// of them).
     #[arg(long)]
     pub dry_run: bool,
 
