@@ -128,10 +128,15 @@ pub enum Source<'a> {
 pub enum Mode {
     /// Store the readings, write the quarantine, publish early alerts.
     Live,
-    /// Build the items and alerts but send nothing (`process --dry-run`);
-    /// every alert is returned. The cooldown shapes the alerts as the
-    /// ledger's would, since there may be no sink to take it from.
-    DryRun { alert_cooldown: Duration },
+    /// Build the items and alerts but send nothing (`process --dry-run`).
+    /// The cooldown shapes the alerts as the ledger's would, since there
+    /// may be no sink to take it from. Only the object's first
+    /// `alerts_kept` alerts are returned (for a listing): the report counts
+    /// them all, and memory does not grow with the alerts.
+    DryRun {
+        alert_cooldown: Duration,
+        alerts_kept: usize,
+    },
 }
 
 /// An object processed to its end, and the alerts its readings raised,
@@ -139,6 +144,8 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Processed {
     pub outcome: ObjectOutcome,
+    /// Live: the alerts not published early. Dry run: the first
+    /// `alerts_kept` of the object's alerts.
     pub alerts: Vec<Alert>,
 }
 
@@ -471,7 +478,8 @@ struct ObjectRun<'p> {
     attempt: Attempt<'p>,
     /// Live, or a dry run that sends nothing.
     mode: Mode,
-    /// In a dry run, the alerts a live run would have published early.
+    /// In a dry run, the first of the alerts a live run would have
+    /// published early (at most `alerts_kept`).
     held_alerts: Vec<Alert>,
     /// Readings read but not yet predicted and stored.
     chunk: Chunk,
@@ -540,7 +548,7 @@ impl<'p> ObjectRun<'p> {
     ) -> Self {
         // The ledger's windows; without a sink they only shape the count.
         let cooldown = match mode {
-            Mode::DryRun { alert_cooldown } => Cooldown::new(alert_cooldown),
+            Mode::DryRun { alert_cooldown, .. } => Cooldown::new(alert_cooldown),
             Mode::Live => pipeline
                 .alerts
                 .as_ref()
@@ -719,8 +727,9 @@ impl<'p> ObjectRun<'p> {
         let alerts = self.breaches.take();
         self.alerts += alerts.len() as u64;
         self.status.alerts(&alerts);
-        if let Mode::DryRun { .. } = self.mode {
-            self.held_alerts.extend(alerts);
+        if let Mode::DryRun { alerts_kept, .. } = self.mode {
+            let room = alerts_kept.saturating_sub(self.held_alerts.len());
+            self.held_alerts.extend(alerts.into_iter().take(room));
             return Ok(());
         }
         let (pipeline, owner) = (self.pipeline, self.attempt.owner);
@@ -739,8 +748,13 @@ impl<'p> ObjectRun<'p> {
     /// (`fleetwatch_fleet_status_errors_total`); the device's next object
     /// (or a replay of this one) brings its record up to date.
     async fn write_status(&mut self) {
-        // A dry run writes nothing, status records included.
-        if self.status.is_empty() || self.mode != Mode::Live {
+        // A dry run writes nothing, status records included, but drops the
+        // batch as a live run does, so its memory stays bounded too.
+        if self.mode != Mode::Live {
+            self.status = StatusBatch::default();
+            return;
+        }
+        if self.status.is_empty() {
             return;
         }
         let store = &self.pipeline.store;
@@ -782,6 +796,9 @@ impl<'p> ObjectRun<'p> {
         self.write_status().await;
         let mut alerts = std::mem::take(&mut self.held_alerts);
         alerts.extend(last);
+        if let Mode::DryRun { alerts_kept, .. } = self.mode {
+            alerts.truncate(alerts_kept);
+        }
         report.rejected_by_reason = std::mem::take(&mut self.rejections.by_reason);
         let records = self.rejections.finish();
         if self.mode != Mode::Live {

@@ -444,3 +444,78 @@ async fn an_interrupted_backfill_resumes_without_redoing_a_finished_object() {
     }
     let _ = std::fs::remove_file(&checkpoint);
 }
+
+/// One hot reading (breaking `engine_temp_c > 100`) for each of `devices` devices.
+fn hot_readings(devices: usize) -> Vec<u8> {
+    let temp = 120;
+    let mut out = String::new();
+    for d in 0..devices {
+        out.push_str(&format!(
+            "{{\"device_id\":\"D{d:06}\",\"timestamp\":\"2025-10-19T10:00:00Z\",\"engine_temp_c\":{temp},\"rpm\":900}}\n"
+        ));
+    }
+    out.into_bytes()
+}
+
+/// A dry run's summary, and its peak RSS in MB.
+fn dry_run(path: &std::path::Path) -> (String, f64) {
+    let output = Command::new(BIN)
+        .args(["process", "--dry-run"])
+        .arg(path)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "FLEETWATCH_ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:fleet-alerts",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let peak = stdout
+        .split("peak RSS ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in the summary: {stdout}"));
+    (stdout, peak)
+}
+
+/// A dry run lists the first alerts and counts every one, also past the
+/// early-delivery threshold (1,000 open alerts), where it keeps only those
+/// it lists; the summary ends with the run's peak RSS.
+#[test]
+fn a_dry_run_lists_the_first_alerts_and_counts_all_of_them() {
+    const DEVICES: usize = 1_500;
+    let dir = std::env::temp_dir().join(format!("fleetwatch-dry-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hot = dir.join("hot.jsonl");
+    std::fs::write(&hot, hot_readings(DEVICES)).unwrap();
+    let (summary, peak) = dry_run(&hot);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(
+        summary.contains(&format!("readings: {DEVICES} built")),
+        "{summary}"
+    );
+    assert!(peak > 0.0, "{summary}");
+    // Every hot reading breaks the temperature rule (the model may add
+    // maintenance alerts of its own).
+    let raised: u64 = summary
+        .split("alerts: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no alert count: {summary}"));
+    assert!(raised >= DEVICES as u64, "{summary}");
+    assert!(summary.contains(&format!("alerts: {raised} would be sent\n")));
+    assert_eq!(summary.matches("\n  alert ").count(), 20, "{summary}");
+    assert!(
+        summary.contains(&format!("  … and {} more\n", raised - 20)),
+        "{summary}"
+    );
+}

@@ -40,10 +40,11 @@ pub struct ProcessSettings {
     pub no_alerts: bool,
 
     /// Parse, predict and build the items and alerts, but send nothing; print
-    /// the counts, readings/s and CPU seconds. Local files need no AWS access.
-    /// Nothing is stored, so windowed rules (`… for 5m`, `… rises 15 within
-    /// 10m`) see each object alone, in line order (a reading earlier than its
-    /// device's previous one is left out of them).
+    /// the counts, the first alerts, readings/s, CPU seconds and peak RSS.
+    /// Local files need no AWS access. Nothing is stored, so windowed rules
+    /// (`… for 5m`, `… rises 15 within 10m`) see each object alone, in line
+    /// order (a reading earlier than its device's previous one is left out
+    /// of them).
     #[arg(long)]
     pub dry_run: bool,
 

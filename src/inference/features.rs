@@ -44,7 +44,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::metrics;
-use crate::telemetry::reading::Reading;
+use crate::telemetry::reading::{Reading, Value};
 
 /// Readings per device in a rolling window (the current one included).
 pub const WINDOW: usize = 10;
@@ -80,17 +80,7 @@ pub const FEATURE_NAMES: &[&str] = &[
     "window_readings",
 ];
 
-/// Raw fields read from each reading, in feature order (features 0–7).
-const RAW: [&str; 8] = [
-    "speed_kmph",
-    "rpm",
-    "engine_temp_c",
-    "coolant_temp_c",
-    "oil_pressure_kpa",
-    "battery_voltage",
-    "vibration_mm_s",
-    "fuel_level_percent",
-];
+/// Raw fields read from each reading are features 0–7 ([`raw_slot`]).
 const SPEED: usize = 0;
 const RPM: usize = 1;
 const ENGINE: usize = 2;
@@ -98,16 +88,34 @@ const COOLANT: usize = 3;
 const OIL: usize = 4;
 const VOLTS: usize = 5;
 const VIB: usize = 6;
+const FUEL: usize = 7;
 /// Index of the derived `oil_kpa_per_krpm` in the per-reading base values.
 const OIL_PER_KRPM: usize = 8;
 const N_BASE: usize = 9;
 
+/// The slot of a raw field in the base values: its feature's column.
+fn raw_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "speed_kmph" => SPEED,
+        "rpm" => RPM,
+        "engine_temp_c" => ENGINE,
+        "coolant_temp_c" => COOLANT,
+        "oil_pressure_kpa" => OIL,
+        "battery_voltage" => VOLTS,
+        "vibration_mm_s" => VIB,
+        "fuel_level_percent" => FUEL,
+        _ => return None,
+    })
+}
+
 /// Per-reading base values (raw fields plus oil per krpm), `NaN` if missing.
+/// One pass over the reading's fields (their names are unique), not one
+/// search per raw field.
 fn base(r: &Reading) -> [f64; N_BASE] {
     let mut b = [f64::NAN; N_BASE];
-    for (slot, name) in b.iter_mut().zip(RAW) {
-        if let Some(v) = r.number(name) {
-            *slot = v;
+    for (name, value) in &r.fields {
+        if let (Some(slot), Value::Number(n)) = (raw_slot(name), value) {
+            b[slot] = n.as_f64();
         }
     }
     if b[RPM] >= 400.0 && !b[OIL].is_nan() {
@@ -191,7 +199,7 @@ fn row(window: &Window, p: &Point) -> [f64; 19] {
         b[OIL],
         b[VOLTS],
         b[VIB],
-        b[7],
+        b[FUEL],
         b[OIL_PER_KRPM],
         temp_slope(window, p.time),
         mean(window, ENGINE),
@@ -393,6 +401,15 @@ pub fn csv_row(features: &[f32]) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::{Number, Timestamp, Value};
+
+    /// The raw fields fill the first eight columns, under their own names.
+    #[test]
+    fn raw_fields_are_the_first_feature_columns() {
+        for (column, name) in FEATURE_NAMES.iter().enumerate() {
+            let expected = (column < OIL_PER_KRPM).then_some(column);
+            assert_eq!(raw_slot(name), expected, "{name}");
+        }
+    }
 
     fn reading(dev: &str, secs: i64, fields: &[(&str, f64)]) -> Reading {
         Reading {

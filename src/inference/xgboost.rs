@@ -446,20 +446,28 @@ impl XgbModel {
     fn margins_block(&self, rows: &[f32], out: &mut [f32]) {
         let nf = self.n_features;
         let k = out.len();
+        // What makes the unchecked reads below sound: every row index is
+        // below `k * nf`, which this checks once per block; every node
+        // index is a root or a child, and every split feature below
+        // `n_features`, which `from_parts` checked at load.
+        assert!(k <= Self::BLOCK && nf > 0 && rows.len() >= k * nf);
         let mut sums = [self.base_margin; Self::BLOCK];
         let mut idx = [0u32; Self::BLOCK];
         for (&root, &depth) in self.roots.iter().zip(&self.depths) {
             idx[..k].fill(root);
             for _ in 0..depth {
-                for r in 0..k {
-                    let n = self.nodes[idx[r] as usize];
-                    let x = rows[r * nf + (n.feature & !DEFAULT_LEFT) as usize];
+                for (r, at) in idx[..k].iter_mut().enumerate() {
+                    // SAFETY: node indices and features as checked at load (above).
+                    let n = unsafe { *self.nodes.get_unchecked(*at as usize) };
+                    let column = (n.feature & !DEFAULT_LEFT) as usize;
+                    // SAFETY: r < k and column < nf, so below `k * nf <= rows.len()`.
+                    let x = unsafe { *rows.get_unchecked(r * nf + column) };
                     let go_left = if x.is_nan() {
                         n.feature & DEFAULT_LEFT != 0
                     } else {
                         x < n.value
                     };
-                    idx[r] = if go_left { n.left } else { n.right };
+                    *at = if go_left { n.left } else { n.right };
                 }
             }
             for r in 0..k {

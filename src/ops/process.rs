@@ -128,7 +128,8 @@ struct Totals {
     alerts_raised: u64,
     /// Alerts published now (the ledger skips those already published).
     alerts_published: usize,
-    /// In a dry run, the alerts that would be sent, for the listing.
+    /// In a dry run, the first [`ALERTS_LISTED`] alerts that would be sent,
+    /// for the listing (`alerts_raised` counts them all).
     would_send: Vec<Alert>,
 }
 
@@ -186,6 +187,7 @@ pub async fn run(settings: ProcessSettings) -> Result<(), ProcessCommandError> {
     let mode = if settings.dry_run {
         Mode::DryRun {
             alert_cooldown: settings.pipeline.alerts.alert_cooldown,
+            alerts_kept: ALERTS_LISTED,
         }
     } else {
         Mode::Live
@@ -366,7 +368,8 @@ fn record(totals: &mut Totals, finished: Finished, dry_run: bool) -> bool {
         Ok((outcome, alerts, published)) => {
             totals.alerts_published += published;
             if dry_run {
-                totals.would_send.extend(alerts);
+                let room = ALERTS_LISTED.saturating_sub(totals.would_send.len());
+                totals.would_send.extend(alerts.into_iter().take(room));
             }
             match &outcome {
                 ObjectOutcome::Processed(report) => {
@@ -808,7 +811,7 @@ fn print_summary(
         out.push_str(&format!("  rejected {reason}: {n}\n"));
     }
     if dry_run {
-        let n = totals.would_send.len();
+        let n = totals.alerts_raised;
         if sends_alerts {
             out.push_str(&format!("alerts: {n} would be sent\n"));
         } else {
@@ -845,29 +848,42 @@ fn print_summary(
             }
         ));
     }
-    if totals.would_send.len() > ALERTS_LISTED {
-        out.push_str(&format!(
-            "  … and {} more\n",
-            totals.would_send.len() - ALERTS_LISTED
-        ));
+    let listed = totals.would_send.len() as u64;
+    if dry_run && totals.alerts_raised > listed {
+        out.push_str(&format!("  … and {} more\n", totals.alerts_raised - listed));
     }
     let secs = elapsed.as_secs_f64();
     out.push_str(&format!(
-        "time: {secs:.2} s, {:.0} readings/s, {cpu:.2} CPU seconds\n",
-        totals.stored as f64 / secs.max(1e-9)
+        "time: {secs:.2} s, {:.0} readings/s, {cpu:.2} CPU seconds, peak RSS {:.1} MB\n",
+        totals.stored as f64 / secs.max(1e-9),
+        peak_rss_bytes() as f64 / 1e6
     ));
     print!("{out}");
     let _ = std::io::stdout().flush();
 }
 
-/// CPU time (user + system) the process has used so far.
-fn cpu_seconds() -> f64 {
+/// The process's resource usage so far (`None` if it cannot be read).
+fn usage() -> Option<libc::rusage> {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a live rusage; RUSAGE_SELF is always valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
+    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then_some(usage)
+}
+
+/// CPU time (user + system) the process has used so far.
+fn cpu_seconds() -> f64 {
+    let Some(usage) = usage() else { return 0.0 };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The most resident memory the process has held so far (0 if unknown).
+fn peak_rss_bytes() -> u64 {
+    let max_rss = usage().map_or(0, |u| u64::try_from(u.ru_maxrss).unwrap_or(0));
+    // macOS reports bytes, Linux and the BSDs kilobytes.
+    if cfg!(target_os = "macos") {
+        max_rss
+    } else {
+        max_rss * 1024
+    }
 }
