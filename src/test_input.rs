@@ -1,6 +1,33 @@
-//! Random inputs for the tests that feed a decoder or parser thousands of
-//! made-up texts to show it never panics: each text is a random run of
-//! fragments chosen to hit the grammar's edges.
+//! Inputs the unit tests share: random texts for the tests that feed a
+//! decoder or parser thousands of made-up texts to show it never panics
+//! (each a random run of fragments chosen to hit the grammar's edges), and
+//! the rule sets and readings the alert tests fold.
+
+use std::sync::Arc;
+
+use crate::alerts::rule_set::{RuleSet, ScopedRule};
+use crate::telemetry::{Number, Reading, Timestamp, Value};
+
+/// The rule set of `rules` as `FLEETWATCH_ALERT_RULES` writes them, no overrides.
+pub fn rule_set(rules: &[&str]) -> Arc<RuleSet> {
+    let configured: Vec<ScopedRule> = rules
+        .iter()
+        .map(|r| r.parse().expect("a test rule parses"))
+        .collect();
+    Arc::new(RuleSet::new(&configured, &[]))
+}
+
+/// A reading of `device` at `minute` (from the epoch) with only `engine_temp_c`.
+pub fn temperature_reading(device: &str, minute: i64, temp: &str) -> Reading {
+    Reading {
+        device_id: device.into(),
+        timestamp: Timestamp::from_unix_millis(minute * 60_000),
+        fields: vec![(
+            "engine_temp_c".into(),
+            Value::Number(Number::parse(temp).expect("a test number parses")),
+        )],
+    }
+}
 
 /// `count` texts of up to `max_pieces - 1` fragments each, drawn by a
 /// xorshift64 generator from `seed` (deterministic, so a failure repeats).

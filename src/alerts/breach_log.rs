@@ -330,22 +330,7 @@ fn format_score(score: f64) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::{Number, Timestamp, Value};
-
-    fn rules(rules: &[&str]) -> Arc<RuleSet> {
-        let configured: Vec<_> = rules.iter().map(|r| r.parse().unwrap()).collect();
-        Arc::new(RuleSet::new(&configured, &[]))
-    }
-
-    fn reading(device: &str, minute: i64, temp: &str) -> Reading {
-        Reading {
-            device_id: device.into(),
-            timestamp: Timestamp::from_unix_millis(minute * 60_000),
-            fields: vec![(
-                "engine_temp_c".into(),
-                Value::Number(Number::parse(temp).unwrap()),
-            )],
-        }
-    }
+    use crate::test_input::{rule_set as rules, temperature_reading as reading};
 
     #[test]
     fn folds_breaches_per_device_and_rule() {

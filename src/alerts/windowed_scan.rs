@@ -370,25 +370,8 @@ impl WindowedScan {
 mod tests {
     use super::*;
     use crate::alerts::Cooldown;
-    use crate::alerts::rule_set::ScopedRule;
     use crate::alerts::windowed::Finding;
-    use crate::telemetry::{Number, Value};
-
-    fn rule_set(rules: &[&str]) -> Arc<RuleSet> {
-        let configured: Vec<ScopedRule> = rules.iter().map(|r| r.parse().unwrap()).collect();
-        Arc::new(RuleSet::new(&configured, &[]))
-    }
-
-    fn reading(device: &str, minute: i64, temp: &str) -> Reading {
-        Reading {
-            device_id: device.into(),
-            timestamp: Timestamp::from_unix_millis(minute * 60_000),
-            fields: vec![(
-                "engine_temp_c".into(),
-                Value::Number(Number::parse(temp).unwrap()),
-            )],
-        }
-    }
+    use crate::test_input::{rule_set, temperature_reading as reading};
 
     #[test]
     fn no_windowed_rule_no_scan() {
