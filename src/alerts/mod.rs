@@ -13,7 +13,7 @@
 //!   in a dry run);
 //! - [`scope`]: which vehicles a rule is for (a device, a glob, a group);
 //! - [`rule_set`]: which rules apply to each vehicle (the narrowest scope
-//!   with a rule on a field wins it);
+//!   with a rule of a field and kind wins it);
 //! - [`rule_store`] and [`rule_book`]: operators' overrides in the alarm
 //!   table, and the set in force, refreshed from them;
 //! - [`breach_log`]: the breaches of one object folded per device, rule and

@@ -6,11 +6,13 @@
 //! ([`super::rule_store`]). A stored scope replaces the configured rules of
 //! the same scope.
 //!
-//! **Which rules apply.** For each field, the rules of the most specific
-//! scopes that match the vehicle and have a rule on that field apply; the
-//! wider scopes' rules on that field do not ([`Scope::rank`]). So
+//! **Which rules apply.** For each field and kind of rule (threshold,
+//! sustained, rate of change), the rules of the most specific scopes that
+//! match the vehicle and have such a rule apply; the wider scopes' rules of
+//! that field and kind do not ([`Scope::rank`]). So
 //! `VHC001: engine_temp_c > 95` replaces the default `engine_temp_c > 100`
-//! for VHC001, and leaves its other fields' rules alone. Scopes of equal
+//! for VHC001, and leaves its other fields' rules, and its temperature
+//! rate-of-change rule, alone. Scopes of equal
 //! rank add up (two groups a vehicle is in both apply).
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Condition;
-use super::rules::{AlertRule, RuleParseError};
+use super::rules::{AlertRule, RuleKind, RuleParseError};
 use super::scope::{Rank, Scope, ScopeParseError};
 use crate::telemetry::Reading;
 
@@ -80,13 +82,27 @@ pub struct RuleEntry {
     pub condition: Condition,
 }
 
-/// The rules of one scope, by the field they look at.
+/// Which rules a narrower scope's rule replaces: those on the same field
+/// of the same kind (a vehicle's own rate-of-change rule does not take its
+/// temperature limit away).
+type Slot = (String, &'static str);
+
+fn slot(rule: &AlertRule) -> Slot {
+    let kind = match rule.kind {
+        RuleKind::Threshold(_) => "threshold",
+        RuleKind::Sustained { .. } => "sustained",
+        RuleKind::Change { .. } => "change",
+    };
+    (rule.field.clone(), kind)
+}
+
+/// The rules of one scope, by the field and kind they are.
 #[derive(Debug, Clone)]
 struct ScopeRules {
     scope: Scope,
     rank: Rank,
-    /// Field → indices into [`RuleSet::entries`].
-    by_field: BTreeMap<String, Vec<usize>>,
+    /// (Field, kind) → indices into [`RuleSet::entries`].
+    by_field: BTreeMap<Slot, Vec<usize>>,
 }
 
 /// The rules in force: built once per change, shared by every object
@@ -125,7 +141,7 @@ impl RuleSet {
         };
         let mut index_of: HashMap<String, usize> = HashMap::new();
         for (scope, rules) in scopes {
-            let mut by_field: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            let mut by_field: BTreeMap<Slot, Vec<usize>> = BTreeMap::new();
             for rule in rules {
                 let text = rule.to_string();
                 let index = *index_of.entry(text.clone()).or_insert_with(|| {
@@ -136,7 +152,7 @@ impl RuleSet {
                     });
                     set.entries.len() - 1
                 });
-                let on_field = by_field.entry(rule.field.clone()).or_default();
+                let on_field = by_field.entry(slot(&rule)).or_default();
                 if !on_field.contains(&index) {
                     on_field.push(index);
                 }
@@ -202,13 +218,11 @@ impl RuleSet {
             .into_iter()
             .chain(self.patterns.iter().filter(|s| s.scope.matches(reading)))
             .chain(self.all.iter());
-        // Per field: the best rank seen and the rules of that rank.
-        let mut best: BTreeMap<&str, (Rank, Vec<usize>)> = BTreeMap::new();
+        // Per field and kind: the best rank seen and the rules of that rank.
+        let mut best: BTreeMap<&Slot, (Rank, Vec<usize>)> = BTreeMap::new();
         for scope in matching {
-            for (field, rules) in &scope.by_field {
-                let slot = best
-                    .entry(field.as_str())
-                    .or_insert_with(|| (scope.rank, Vec::new()));
+            for (key, rules) in &scope.by_field {
+                let slot = best.entry(key).or_insert_with(|| (scope.rank, Vec::new()));
                 if scope.rank > slot.0 {
                     *slot = (scope.rank, Vec::new());
                 }
@@ -343,6 +357,24 @@ mod tests {
             .find(|&i| set.entries()[i].text == "oil_pressure_kpa < 150")
             .unwrap();
         assert_eq!(set.scope_of(&trk7, default), None);
+    }
+
+    #[test]
+    fn a_narrower_rule_replaces_only_the_wider_rules_of_its_kind() {
+        let set = RuleSet::new(
+            &configured(&[
+                "engine_temp_c > 100",
+                "engine_temp_c rises 15 within 10m",
+                "VHC001: engine_temp_c rises 10 within 10m",
+            ]),
+            &[],
+        );
+        let mut got = applicable(&set, &reading("VHC001", None));
+        got.sort();
+        assert_eq!(
+            got,
+            vec!["engine_temp_c > 100", "engine_temp_c rises 10 within 10m"]
+        );
     }
 
     #[test]

@@ -30,8 +30,8 @@ type Item = HashMap<String, AttributeValue>;
 pub struct StoredScope {
     /// The vehicles the rules are for.
     pub scope: Scope,
-    /// Its rules; they replace the configured rules of the same fields for
-    /// the scope's vehicles.
+    /// Its rules; for the scope's vehicles they replace the wider scopes'
+    /// rules of the same field and kind.
     pub rules: Vec<AlertRule>,
     /// When they were set (epoch ms).
     pub updated_at_ms: i64,

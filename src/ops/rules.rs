@@ -37,9 +37,8 @@ pub struct RulesSettings {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum RulesCommand {
-    /// Give a scope its own rules, replacing what it had: for each field
-    /// they name, they replace the wider scopes' rules on that field for
-    /// the scope's vehicles (`fleetwatch rules set VHC001 'engine_temp_c > 95'`).
+    /// Give a scope its own rules, replacing what it had: each replaces the
+    /// wider scopes' rules of its field and kind for the scope's vehicles (`fleetwatch rules set VHC001 'engine_temp_c > 95'`).
     Set {
         /// A device id (`VHC001`), a glob of device ids (`TRK-*`, `?` for
         /// one character) or a group attribute of the readings (`fleet=north`).
