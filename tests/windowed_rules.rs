@@ -368,6 +368,19 @@ async fn a_failing_read_back_holds_the_alerts_until_dynamodb_answers() {
     assert_eq!(metric(mx::OBJECTS_PROCESSED, &[("outcome", "ok")]), 0.0);
     proxy.heal();
     processed(1).await;
+    // Held in place, not redelivered: the data message was received once
+    // (besides S3's test event), and nothing went to the dead-letter queue.
+    let receives = metric(mx::SQS_MESSAGES_RECEIVED, &[]);
+    let test_events = metric(mx::SQS_MESSAGES_IGNORED, &[("reason", "test_event")]);
+    assert_eq!(
+        receives - test_events,
+        1.0,
+        "received {receives}, test events {test_events}"
+    );
+    assert_eq!(
+        common::queue_depth(&stack.clients, &stack.resources.dead_letter_queue_url).await,
+        (0, 0)
+    );
     let got = wait_for("the alert", WAIT, || async {
         let got = received(&stack.drain_alerts().await);
         (!got.is_empty()).then_some(got)
