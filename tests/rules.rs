@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use common::fault_proxy::{FaultConfig, FaultProxy};
 use common::process::{BIN, Bootstrapped, WorkerProcess, bootstrap};
 use common::{Moto, Stack, parse_metric, wait_for};
 
@@ -214,6 +215,60 @@ async fn a_vehicles_own_limits_change_its_alerts_without_a_redeploy() {
         "VHC001 at 97 is under the default limit again"
     );
     worker.terminate().await;
+}
+
+/// A worker that cannot read the overrides at start (the alarm table's
+/// override Query failing while the rest of DynamoDB answers) waits for
+/// them instead of starting on the configured rules alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_does_not_start_without_the_overrides() {
+    let moto = Moto::start();
+    let setup = bootstrap(&moto);
+    let stack = setup.stack(&moto).await;
+    let configured = "engine_temp_c > 100";
+    rules(
+        &moto,
+        &setup,
+        configured,
+        &["set", "VHC001", "engine_temp_c > 95"],
+    );
+    // Only the Query of the overrides' partition fails, with 503s.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultConfig::new(5).unavailable_containing("dynamodb", "Query", "rules#scopes"),
+    )
+    .await;
+    let worker = WorkerProcess::start(
+        &moto,
+        &setup,
+        &[
+            ("AWS_ENDPOINT_URL", proxy.endpoint.as_str()),
+            ("FLEETWATCH_ALERT_RULES", configured),
+            ("FLEETWATCH_INFERENCE", "none"),
+        ],
+    );
+    wait_for("the override read to fail and be retried", WAIT, || async {
+        (proxy.injected("dynamodb") >= 4).then_some(())
+    })
+    .await;
+    let ready = fleetwatch::health::probe(
+        &format!("{}/readyz", worker.metrics_url),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(ready.is_err(), "not ready before the overrides are read");
+    proxy.heal();
+    worker.wait_ready().await;
+    stack
+        .put_object(
+            "incoming/after.jsonl",
+            line("VHC001", 0, r#""engine_temp_c":97"#),
+        )
+        .await;
+    assert_eq!(
+        alerts(&stack, 1).await,
+        set(&[("VHC001", "engine_temp_c > 95", "VHC001")])
+    );
 }
 
 #[test]

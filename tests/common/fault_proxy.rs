@@ -100,6 +100,10 @@ pub struct FaultConfig {
     /// payload it cannot take (SageMaker: 424 `ModelError`; others: 400
     /// `ValidationException`). Never forwarded.
     pub refusals: HashMap<String, String>,
+    /// Requests of an operation (`service/Operation`) whose body contains
+    /// the text fail with 503, as if the service were down for them alone
+    /// (e.g. one partition's Query). Never forwarded.
+    pub unavailable_containing: HashMap<String, String>,
 }
 
 impl FaultConfig {
@@ -117,6 +121,7 @@ impl FaultConfig {
             lost_batch_write_rate: 0.0,
             intermittent: HashMap::new(),
             refusals: HashMap::new(),
+            unavailable_containing: HashMap::new(),
         }
     }
 
@@ -129,6 +134,19 @@ impl FaultConfig {
         needle: &str,
     ) -> FaultConfig {
         self.refusals
+            .insert(format!("{service}/{operation}"), needle.to_owned());
+        self
+    }
+
+    /// The requests of one operation whose body contains `needle` fail
+    /// with 503 (see `unavailable_containing`).
+    pub fn unavailable_containing(
+        mut self,
+        service: &str,
+        operation: &str,
+        needle: &str,
+    ) -> FaultConfig {
+        self.unavailable_containing
             .insert(format!("{service}/{operation}"), needle.to_owned());
         self
     }
@@ -593,20 +611,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ProxyBody> 
         parts.uri.path(),
         &body,
     );
-    let refused = {
+    let (refused, unavailable) = {
         let config = shared.config.lock().unwrap();
-        config
-            .refusals
-            .get(&format!("{service}/{operation}"))
-            .is_some_and(|needle| {
+        let key = format!("{service}/{operation}");
+        let matches = |needles: &HashMap<String, String>| {
+            needles.get(&key).is_some_and(|needle| {
                 body.windows(needle.len().max(1))
                     .any(|w| w == needle.as_bytes())
             })
+        };
+        (
+            matches(&config.refusals),
+            matches(&config.unavailable_containing),
+        )
     };
     if refused {
         return refusal(&service);
     }
-    let plan = plan(shared, &service, &operation);
+    let mut plan = plan(shared, &service, &operation);
+    if unavailable {
+        plan.fault = Some(Fault::Unavailable);
+    }
     if let Some(delay) = plan.delay {
         count(&|s| s.delayed += 1);
         tokio::time::sleep(delay).await;
