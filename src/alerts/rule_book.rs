@@ -55,11 +55,8 @@ impl RuleBook {
     /// Puts `loaded` in force if it differs from what is; returns whether
     /// it did. Logs the change, and each unreadable item once.
     pub fn apply(&self, mut loaded: Loaded) -> bool {
-        loaded.scopes.sort_by(|a, b| {
-            a.scope
-                .cmp(&b.scope)
-                .then(a.updated_at_ms.cmp(&b.updated_at_ms))
-        });
+        // One item per scope: in scope order, two loads compare as equal.
+        loaded.scopes.sort_by(|a, b| a.scope.cmp(&b.scope));
         let mut last = match self.last.lock() {
             Ok(last) => last,
             // A panic elsewhere while holding it leaves a plain value.
@@ -73,21 +70,11 @@ impl RuleBook {
             tracing::error!(table_item = %why,
                 "a stored rule override cannot be read and is ignored; set it again with `fleetwatch rules set`");
         }
-        let same = last.scopes.len() == loaded.scopes.len()
-            && last
-                .scopes
-                .iter()
-                .zip(&loaded.scopes)
-                .all(|(a, b)| a.scope == b.scope && a.rules == b.rules);
-        if same {
+        let overrides = loaded.overrides();
+        if last.overrides() == overrides {
             last.unreadable = loaded.unreadable;
             return false;
         }
-        let overrides: Vec<_> = loaded
-            .scopes
-            .iter()
-            .map(|s| (s.scope.clone(), s.rules.clone()))
-            .collect();
         let set = RuleSet::new(&self.configured, &overrides);
         metrics::rule_overrides(set.overrides());
         tracing::info!(

@@ -212,12 +212,7 @@ impl RuleSet {
     /// The indices (into [`RuleSet::entries`], ascending) of the rules
     /// that apply to `reading`'s vehicle.
     pub fn applicable(&self, reading: &Reading) -> Vec<usize> {
-        let matching = self
-            .devices
-            .get(&reading.device_id)
-            .into_iter()
-            .chain(self.patterns.iter().filter(|s| s.scope.matches(reading)))
-            .chain(self.all.iter());
+        let matching = self.scoped_matching(reading).chain(self.all.iter());
         // Per field and kind: the best rank seen and the rules of that rank.
         let mut best: BTreeMap<&Slot, (Rank, Vec<usize>)> = BTreeMap::new();
         for scope in matching {
@@ -240,12 +235,21 @@ impl RuleSet {
     /// The scope an applicable rule was set for, when it is not every
     /// vehicle: quoted in the alert, so the operator knows it is an override.
     pub fn scope_of(&self, reading: &Reading, index: usize) -> Option<&Scope> {
+        self.scoped_matching(reading)
+            .find(|s| s.by_field.values().any(|r| r.contains(&index)))
+            .map(|s| &s.scope)
+    }
+
+    /// The scopes other than every vehicle's that `reading` is in,
+    /// narrowest first.
+    fn scoped_matching<'s, 'r>(
+        &'s self,
+        reading: &'r Reading,
+    ) -> impl Iterator<Item = &'s ScopeRules> + use<'s, 'r> {
         self.devices
             .get(&reading.device_id)
             .into_iter()
             .chain(self.patterns.iter().filter(|s| s.scope.matches(reading)))
-            .find(|s| s.by_field.values().any(|r| r.contains(&index)))
-            .map(|s| &s.scope)
     }
 }
 

@@ -51,6 +51,16 @@ pub struct Loaded {
     pub unreadable: Vec<String>,
 }
 
+impl Loaded {
+    /// The overrides as [`super::rule_set::RuleSet::new`] takes them.
+    pub fn overrides(&self) -> Vec<(Scope, Vec<AlertRule>)> {
+        self.scopes
+            .iter()
+            .map(|s| (s.scope.clone(), s.rules.clone()))
+            .collect()
+    }
+}
+
 /// The overrides in the alarm table.
 #[derive(Debug, Clone)]
 pub struct RuleStore {

@@ -167,13 +167,7 @@ pub async fn run(
             attributes,
             format,
         } => {
-            let loaded = store.load().await?;
-            let overrides: Vec<_> = loaded
-                .scopes
-                .iter()
-                .map(|s| (s.scope.clone(), s.rules.clone()))
-                .collect();
-            let set = RuleSet::new(configured, &overrides);
+            let set = RuleSet::new(configured, &store.load().await?.overrides());
             let reading = Reading {
                 device_id: device.clone(),
                 timestamp: Timestamp::now(),
