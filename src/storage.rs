@@ -351,9 +351,17 @@ fn number_size(text: &str) -> usize {
 
 /// The checks DynamoDB would make on one item that can be made without a
 /// call: its size, and every N value (nested ones too). `Err` names the
-/// reason and what is wrong.
+/// reason and what is wrong; an item both too large and holding a bad
+/// number is reported as too large, as DynamoDB would.
+///
+/// One walk over the item does both: each N value is scanned once, for
+/// its size and its limits together (this runs on every stored item).
 pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
-    let size = item_size(item);
+    let mut walk = ItemCheck::default();
+    let size: usize = item
+        .iter()
+        .map(|(name, value)| name.len() + walk.value_size(name, value))
+        .sum();
     if size > MAX_ITEM_BYTES {
         return Err((
             ItemRejectReason::ItemTooLarge,
@@ -362,40 +370,67 @@ pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
             ),
         ));
     }
-    for (name, value) in item {
-        check_numbers(name, value)?;
-    }
-    Ok(())
+    walk.first_bad_number.map_or(Ok(()), Err)
 }
 
-fn check_numbers(name: &str, value: &AttributeValue) -> Result<(), (ItemRejectReason, String)> {
-    let check = |text: &str| match number::check_storable(text) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let why = match e {
-                NumberError::TooPrecise => "has more than 38 significant digits",
-                NumberError::OutOfRange => "is outside 1e-130..1e126 in magnitude",
-                NumberError::NonFinite | NumberError::NotANumber => {
-                    "is not a finite decimal number"
-                }
-            };
-            Err((
-                ItemRejectReason::NumberOutOfRange,
-                format!(
-                    "attribute {}: {} {why}, which DynamoDB cannot store",
-                    crate::telemetry::shown(name),
-                    crate::telemetry::shown(text)
-                ),
-            ))
+/// [`check_item`]'s walk: [`value_size`] that also remembers the first N
+/// value DynamoDB could not store.
+#[derive(Default)]
+struct ItemCheck {
+    /// The reason and detail for the first bad N value met, if any.
+    first_bad_number: Option<(ItemRejectReason, String)>,
+}
+
+impl ItemCheck {
+    fn value_size(&mut self, name: &str, value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::N(n) => self.number_size(name, n),
+            AttributeValue::Ns(ns) => ns.iter().map(|n| self.number_size(name, n)).sum(),
+            AttributeValue::M(m) => {
+                3 + m
+                    .iter()
+                    .map(|(k, v)| k.len() + self.value_size(k, v) + 1)
+                    .sum::<usize>()
+            }
+            AttributeValue::L(l) => {
+                3 + l
+                    .iter()
+                    .map(|v| self.value_size(name, v) + 1)
+                    .sum::<usize>()
+            }
+            other => value_size(other),
         }
-    };
-    match value {
-        AttributeValue::N(n) => check(n),
-        AttributeValue::Ns(ns) => ns.iter().try_for_each(|n| check(n)),
-        AttributeValue::M(m) => m.iter().try_for_each(|(k, v)| check_numbers(k, v)),
-        AttributeValue::L(l) => l.iter().try_for_each(|v| check_numbers(name, v)),
-        _ => Ok(()),
     }
+
+    /// [`number_size`], checking the limits in the same scan.
+    fn number_size(&mut self, name: &str, text: &str) -> usize {
+        match number::storable_digits(text) {
+            Ok(digits) => digits.div_ceil(2) + 1,
+            Err(e) => {
+                if self.first_bad_number.is_none() {
+                    self.first_bad_number = Some(bad_number(name, text, e));
+                }
+                number_size(text)
+            }
+        }
+    }
+}
+
+/// The reason and detail for an N value DynamoDB cannot store.
+fn bad_number(name: &str, text: &str, e: NumberError) -> (ItemRejectReason, String) {
+    let why = match e {
+        NumberError::TooPrecise => "has more than 38 significant digits",
+        NumberError::OutOfRange => "is outside 1e-130..1e126 in magnitude",
+        NumberError::NonFinite | NumberError::NotANumber => "is not a finite decimal number",
+    };
+    (
+        ItemRejectReason::NumberOutOfRange,
+        format!(
+            "attribute {}: {} {why}, which DynamoDB cannot store",
+            crate::telemetry::shown(name),
+            crate::telemetry::shown(text)
+        ),
+    )
 }
 
 /// Writes items to one table.
@@ -921,6 +956,41 @@ mod tests {
                 ItemRejectReason::NumberOutOfRange
             );
         }
+    }
+
+    #[test]
+    fn the_one_pass_check_counts_sizes_as_item_size_does() {
+        // An item of exactly the limit passes and one byte more fails, with
+        // numbers at every depth counted in the same walk that checks them.
+        let mut it = Item::from([
+            ("n".into(), AttributeValue::N("-0.00100".into())),
+            (
+                "m".into(),
+                AttributeValue::M(HashMap::from([(
+                    "l".into(),
+                    AttributeValue::L(vec![AttributeValue::N("12345".into())]),
+                )])),
+            ),
+            (
+                "ns".into(),
+                AttributeValue::Ns(vec!["7".into(), "1e3".into()]),
+            ),
+        ]);
+        let filler = MAX_ITEM_BYTES - item_size(&it) - "s".len();
+        it.insert("s".into(), AttributeValue::S("x".repeat(filler)));
+        assert_eq!(item_size(&it), MAX_ITEM_BYTES);
+        assert_eq!(check_item(&it), Ok(()));
+        it.insert("s".into(), AttributeValue::S("x".repeat(filler + 1)));
+        assert_eq!(
+            check_item(&it).unwrap_err().0,
+            ItemRejectReason::ItemTooLarge
+        );
+        // Too large and a bad number: too large, as DynamoDB says.
+        it.insert("bad".into(), AttributeValue::N("1e200".into()));
+        assert_eq!(
+            check_item(&it).unwrap_err().0,
+            ItemRejectReason::ItemTooLarge
+        );
     }
 
     #[test]

@@ -135,9 +135,11 @@ impl Scanned<'_> {
     }
 }
 
-/// Whether DynamoDB can store `text` as an N value: what
-/// [`parse_number_detailed`] checks, without building the number.
-pub(crate) fn check_storable(text: &str) -> Result<(), NumberError> {
+/// Whether DynamoDB can store `text` as an N value, and if so how many
+/// significant digits it has (0 for zero), which is what its size is counted
+/// by: what [`parse_number_detailed`] checks, in one scan and without
+/// building the number.
+pub(crate) fn storable_digits(text: &str) -> Result<usize, NumberError> {
     let Some(scanned) = scan(text) else {
         return Err(if is_non_finite_word(text) {
             NumberError::NonFinite
@@ -148,17 +150,19 @@ pub(crate) fn check_storable(text: &str) -> Result<(), NumberError> {
     check_range(&scanned)
 }
 
-/// DynamoDB's precision and magnitude limits.
-fn check_range(scanned: &Scanned<'_>) -> Result<(), NumberError> {
-    if let Some((digits, leading_exponent)) = scanned.significant_len() {
-        if digits > MAX_SIGNIFICANT_DIGITS {
-            return Err(NumberError::TooPrecise);
-        }
-        if !(MIN_LEADING_EXPONENT..=MAX_LEADING_EXPONENT).contains(&leading_exponent) {
-            return Err(NumberError::OutOfRange);
-        }
+/// DynamoDB's precision and magnitude limits; `Ok` carries the number of
+/// significant digits.
+fn check_range(scanned: &Scanned<'_>) -> Result<usize, NumberError> {
+    let Some((digits, leading_exponent)) = scanned.significant_len() else {
+        return Ok(0);
+    };
+    if digits > MAX_SIGNIFICANT_DIGITS {
+        return Err(NumberError::TooPrecise);
     }
-    Ok(())
+    if !(MIN_LEADING_EXPONENT..=MAX_LEADING_EXPONENT).contains(&leading_exponent) {
+        return Err(NumberError::OutOfRange);
+    }
+    Ok(digits)
 }
 
 /// Splits trimmed text into the parts of a decimal number, or `None` if it
