@@ -9,8 +9,8 @@
 //! (the cover-weighted mean of its leaves), and a feature's contribution is
 //! its Shapley value with "absent" features marginalised over the training
 //! cover (`sum_hessian`) of each branch. A missing value follows the
-//! split's default direction, as in scoring. The arithmetic is xgboost's,
-//! step for step, in `f64` (xgboost uses `f32`; the parity test allows 1e-5).
+//! split's default direction, as in scoring. The algorithm is xgboost's, in
+//! `f64` (xgboost uses `f32`; the parity test allows 1e-5).
 //!
 //! The cost is O(trees × leaves × depth²) per row, some hundred times a
 //! plain prediction, so the worker explains POSITIVE rows only. Two things
