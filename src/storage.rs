@@ -315,29 +315,7 @@ fn format_score(score: f64) -> String {
 /// byte per two significant digits plus 1, a boolean or null as 1, a map or
 /// list as 3 bytes plus 1 per element plus its elements.
 pub fn item_size(item: &Item) -> usize {
-    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-fn value_size(value: &AttributeValue) -> usize {
-    match value {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => number_size(n),
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
-        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
-        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
-        AttributeValue::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, v)| k.len() + value_size(v) + 1)
-                .sum::<usize>()
-        }
-        AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
-        // A type this SDK does not know: count its debug text, an over- rather
-        // than an under-estimate. fleetwatch never writes one.
-        other => format!("{other:?}").len(),
-    }
+    ItemWalk::default().item_size(item)
 }
 
 /// DynamoDB's documented approximation for a number: leading and trailing
@@ -357,11 +335,8 @@ fn number_size(text: &str) -> usize {
 /// One walk over the item does both: each N value is scanned once, for
 /// its size and its limits together (this runs on every stored item).
 pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
-    let mut walk = ItemCheck::default();
-    let size: usize = item
-        .iter()
-        .map(|(name, value)| name.len() + walk.value_size(name, value))
-        .sum();
+    let mut walk = ItemWalk::default();
+    let size = walk.item_size(item);
     if size > MAX_ITEM_BYTES {
         return Err((
             ItemRejectReason::ItemTooLarge,
@@ -373,19 +348,33 @@ pub fn check_item(item: &Item) -> Result<(), (ItemRejectReason, String)> {
     walk.first_bad_number.map_or(Ok(()), Err)
 }
 
-/// [`check_item`]'s walk: [`value_size`] that also remembers the first N
-/// value DynamoDB could not store.
+/// The one walk over an item behind [`item_size`] and [`check_item`]: it
+/// sizes every value and remembers the first N value DynamoDB could not
+/// store.
 #[derive(Default)]
-struct ItemCheck {
+struct ItemWalk {
     /// The reason and detail for the first bad N value met, if any.
     first_bad_number: Option<(ItemRejectReason, String)>,
 }
 
-impl ItemCheck {
+impl ItemWalk {
+    fn item_size(&mut self, item: &Item) -> usize {
+        item.iter()
+            .map(|(name, value)| name.len() + self.value_size(name, value))
+            .sum()
+    }
+
+    /// `name` is the attribute the value is under (the innermost map key),
+    /// for the bad number's message.
     fn value_size(&mut self, name: &str, value: &AttributeValue) -> usize {
         match value {
+            AttributeValue::S(s) => s.len(),
             AttributeValue::N(n) => self.number_size(name, n),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
             AttributeValue::Ns(ns) => ns.iter().map(|n| self.number_size(name, n)).sum(),
+            AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
             AttributeValue::M(m) => {
                 3 + m
                     .iter()
@@ -398,11 +387,13 @@ impl ItemCheck {
                     .map(|v| self.value_size(name, v) + 1)
                     .sum::<usize>()
             }
-            other => value_size(other),
+            // A type this SDK does not know: count its debug text, an over-
+            // rather than an under-estimate. fleetwatch never writes one.
+            other => format!("{other:?}").len(),
         }
     }
 
-    /// [`number_size`], checking the limits in the same scan.
+    /// [`number_size`], checking DynamoDB's limits in the same scan.
     fn number_size(&mut self, name: &str, text: &str) -> usize {
         match number::storable_digits(text) {
             Ok(digits) => digits.div_ceil(2) + 1,
