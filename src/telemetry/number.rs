@@ -140,14 +140,19 @@ impl Scanned<'_> {
 /// by: what [`parse_number_detailed`] checks, in one scan and without
 /// building the number.
 pub(crate) fn storable_digits(text: &str) -> Result<usize, NumberError> {
-    let Some(scanned) = scan(text) else {
-        return Err(if is_non_finite_word(text) {
+    check_range(&scan_checked(text)?)
+}
+
+/// [`scan`], saying why text that is not a decimal number is not: a
+/// non-finite word (`NaN`, `inf`) or anything else.
+fn scan_checked(text: &str) -> Result<Scanned<'_>, NumberError> {
+    scan(text).ok_or_else(|| {
+        if is_non_finite_word(text) {
             NumberError::NonFinite
         } else {
             NumberError::NotANumber
-        });
-    };
-    check_range(&scanned)
+        }
+    })
 }
 
 /// DynamoDB's precision and magnitude limits; `Ok` carries the number of
@@ -233,13 +238,7 @@ pub(crate) fn is_non_finite_word(text: &str) -> bool {
 
 /// Parses decimal text into a [`Number`], saying why when it cannot.
 pub(crate) fn parse_number_detailed(text: &str) -> Result<Number, NumberError> {
-    let Some(scanned) = scan(text) else {
-        return Err(if is_non_finite_word(text) {
-            NumberError::NonFinite
-        } else {
-            NumberError::NotANumber
-        });
-    };
+    let scanned = scan_checked(text)?;
     check_range(&scanned)?;
     let canonical = canonical_text(&scanned);
     // The grammar and range checks above guarantee Rust's float parser
